@@ -1,0 +1,64 @@
+"""Build the compiled core from _ext/ into the kernelwire package.
+
+The extension is optional: with KERNELWIRE_PURE=1, without Cython, or when
+the compiler fails, the pure-Python package is installed instead.
+"""
+
+import os
+import sys
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+
+class OptionalBuildExt(build_ext):
+    """Build extensions, but fall back to the pure package on failure."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, no headers: stay pure
+            self._warn(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._warn(exc)
+
+    @staticmethod
+    def _warn(exc):
+        print(
+            f"kernelwire: compiled core not built ({exc}); installing the pure-Python core",
+            file=sys.stderr,
+        )
+
+
+def extensions():
+    if os.environ.get("KERNELWIRE_PURE", "") not in ("", "0"):
+        return []
+    try:
+        from Cython.Build import cythonize
+        from setuptools import Extension
+    except ImportError:
+        print("kernelwire: Cython not available; installing the pure-Python core", file=sys.stderr)
+        return []
+    compile_args = [] if sys.platform == "win32" else ["-O3"]
+    ext = Extension(
+        "kernelwire._ccore",
+        sources=["_ext/_ccore.pyx"],
+        include_dirs=["_ext"],
+        extra_compile_args=compile_args,
+    )
+    return cythonize(
+        [ext],
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+        },
+    )
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})

@@ -1,0 +1,66 @@
+"""Shared fixtures: every core-level test runs against both implementations."""
+
+from __future__ import annotations
+
+import pytest
+
+from kernelwire import _core, _pycore
+from kernelwire.session import Session
+
+
+class PureSession(Session):
+    """kernelwire.Session pinned to the pure-Python core."""
+
+    _core_module = _pycore
+
+
+def _compiled_available() -> bool:
+    try:
+        from kernelwire import _ccore  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+COMPILED = _compiled_available()
+# The compiled core must be tested wherever it can be built: a run that
+# expects it (the default) fails loudly instead of silently testing less.
+IMPLEMENTATIONS = ["cython", "pure"] if COMPILED else ["pure"]
+
+
+def session_class(impl: str) -> type[Session]:
+    if impl == "pure":
+        return PureSession
+    from kernelwire import _ccore
+
+    class CompiledSession(Session):
+        _core_module = _ccore
+
+    return CompiledSession
+
+
+def core_module(impl: str):
+    if impl == "pure":
+        return _pycore
+    from kernelwire import _ccore
+
+    return _ccore
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def Session_(impl) -> type[Session]:  # noqa: N802 - it is a class
+    return session_class(impl)
+
+
+@pytest.fixture
+def core(impl):
+    return core_module(impl)
+
+
+def pytest_report_header(config):
+    return f"kernelwire default core: {_core.implementation}; tested cores: {IMPLEMENTATIONS}"
