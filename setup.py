@@ -9,6 +9,8 @@ import sys
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
+from setuptools.command.editable_wheel import editable_wheel
 
 
 class OptionalBuildExt(build_ext):
@@ -61,4 +63,31 @@ def extensions():
     )
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+STARTUP_PTH = "src/kernelwire-startup.pth"  # KERNELWIRE_INSTALL=1 hook, see README
+
+
+class BuildPyWithStartupPth(build_py):
+    """Put the start-up .pth at the wheel's root, i.e. into site-packages."""
+
+    def run(self):
+        super().run()
+        self.copy_file(STARTUP_PTH, os.path.join(self.build_lib, os.path.basename(STARTUP_PTH)))
+
+
+class EditableWheelWithStartupPth(editable_wheel):
+    """``pip install -e .`` builds its wheel here, without build_py's copies."""
+
+    def _install_namespaces(self, installation_dir, pth_prefix):
+        # the one hook (setuptools>=64) that writes into the wheel being built
+        super()._install_namespaces(installation_dir, pth_prefix)
+        self.copy_file(STARTUP_PTH, os.path.join(installation_dir, os.path.basename(STARTUP_PTH)))
+
+
+setup(
+    ext_modules=extensions(),
+    cmdclass={
+        "build_ext": OptionalBuildExt,
+        "build_py": BuildPyWithStartupPth,
+        "editable_wheel": EditableWheelWithStartupPth,
+    },
+)

@@ -1,0 +1,164 @@
+"""Make every later ``jupyter_client.session.Session`` a kernelwire.Session.
+
+``install()`` rebinds the class in three places:
+
+1. ``jupyter_client.session.Session`` itself, so code that looks it up at
+   call time (``jupyter_client.session.Session(...)``) and every module
+   imported later (``from jupyter_client.session import Session``) gets
+   kernelwire's.  No import hook is needed for modules imported later: they
+   copy the name from the patched module.
+2. Every already imported module holding the original class under any name
+   (ipykernel.kernelbase, jupyter_server, ipyparallel's client, hub,
+   heartbeat monitor, engine, nanny, ...): found by scanning ``sys.modules``.
+3. traitlets ``Instance("jupyter_client.session.Session")`` traits not yet
+   resolved (jupyter_client's ConnectionFileMixin and SessionFactory) are
+   pinned to the original class first, so they keep accepting stock
+   Sessions: kernelwire.Session is a subclass and passes either way.
+
+Sessions created before ``install()`` stay what they are.  ``uninstall()``
+puts the original class back everywhere ``install()`` (or an import made
+while installed) put kernelwire's.  Setting ``KERNELWIRE_INSTALL_LOG`` to a
+file path appends one JSON line per install (pid, argv, implementation), so
+tests can tell which processes of a cluster switched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from types import ModuleType
+from typing import Any
+
+import traitlets
+from jupyter_client import session as jc_session
+
+from ._core import implementation
+from .session import Session as KernelwireSession
+
+_TRAIT_KLASS_NAME = "jupyter_client.session.Session"
+_lock = threading.RLock()
+_original: type | None = None  # jupyter_client's class while installed
+_rebound: list[tuple[ModuleType, str]] = []
+_modules_at_install: set[str] = set()
+
+
+def original_session_class() -> type:
+    """jupyter_client's own Session class, whether or not kernelwire is installed."""
+    return _original if _original is not None else jc_session.Session
+
+
+def is_installed() -> bool:
+    """True between ``install()`` and ``uninstall()``."""
+    return _original is not None
+
+
+def install() -> None:
+    """Make every later ``jupyter_client.session.Session`` kernelwire's (idempotent)."""
+    global _original
+    with _lock:
+        if _original is not None:
+            return
+        original = jc_session.Session
+        if original is KernelwireSession or issubclass(original, KernelwireSession):
+            return  # someone already rebound it (e.g. a test plugin): leave it alone
+        _pin_string_traits(original)
+        _modules_at_install.clear()
+        _modules_at_install.update(sys.modules)
+        _rebound.clear()
+        for module in _modules_to_scan():
+            for name, value in list(vars(module).items()):
+                if value is original:
+                    setattr(module, name, KernelwireSession)
+                    _rebound.append((module, name))
+        if jc_session.Session is original:  # kernelwire.* modules are not scanned
+            jc_session.Session = KernelwireSession
+            _rebound.append((jc_session, "Session"))
+        _original = original
+        _record_install()
+
+
+def uninstall() -> None:
+    """Restore jupyter_client's Session wherever ``install()`` replaced it."""
+    global _original
+    with _lock:
+        original = _original
+        if original is None:
+            return
+        for module, name in _rebound:
+            if getattr(module, name, None) is KernelwireSession:
+                setattr(module, name, original)
+        # modules imported while installed copied kernelwire's class
+        for module in _modules_to_scan():
+            if module.__name__ in _modules_at_install:
+                continue
+            for name, value in list(vars(module).items()):
+                if value is KernelwireSession:
+                    setattr(module, name, original)
+        _unpin_resolved_traits(original)
+        _rebound.clear()
+        _original = None
+
+
+def _modules_to_scan() -> list[ModuleType]:
+    """Loaded modules except kernelwire's own (which must keep both classes)."""
+    return [
+        module
+        for name, module in list(sys.modules.items())
+        if isinstance(module, ModuleType)
+        and name != "kernelwire"
+        and not name.startswith("kernelwire.")
+        and hasattr(module, "__dict__")
+    ]
+
+
+def _session_instance_traits() -> list[traitlets.Instance]:
+    """Instance traits of loaded HasTraits classes that hold a Session."""
+    found: list[traitlets.Instance] = []
+    seen: set[int] = set()
+    stack: list[type] = [traitlets.HasTraits]
+    while stack:
+        cls = stack.pop()
+        for sub in type.__subclasses__(cls):
+            if id(sub) not in seen:
+                seen.add(id(sub))
+                stack.append(sub)
+        for value in vars(cls).values():
+            if isinstance(value, traitlets.Instance):
+                found.append(value)
+    return found
+
+
+def _pin_string_traits(original: type) -> None:
+    # Resolved after install, "jupyter_client.session.Session" would mean
+    # kernelwire's class and reject stock Sessions made elsewhere.
+    for trait in _session_instance_traits():
+        if trait.klass == _TRAIT_KLASS_NAME:
+            trait.klass = original
+
+
+def _unpin_resolved_traits(original: type) -> None:
+    # Traits of classes first used while installed resolved their string to
+    # kernelwire's class; after uninstall they must accept stock Sessions.
+    for trait in _session_instance_traits():
+        if trait.klass is KernelwireSession:
+            trait.klass = original
+
+
+def _record_install() -> None:
+    path = os.environ.get("KERNELWIRE_INSTALL_LOG")
+    if not path:
+        return
+    record: dict[str, Any] = {
+        "pid": os.getpid(),
+        "argv": sys.argv,
+        "implementation": implementation,
+        "session_class": f"{KernelwireSession.__module__}.{KernelwireSession.__qualname__}",
+    }
+    line = (json.dumps(record) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)  # one O_APPEND write: safe with many processes
+    finally:
+        os.close(fd)
