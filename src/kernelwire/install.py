@@ -18,8 +18,9 @@
 Sessions created before ``install()`` stay what they are.  ``uninstall()``
 puts the original class back everywhere ``install()`` (or an import made
 while installed) put kernelwire's.  Setting ``KERNELWIRE_INSTALL_LOG`` to a
-file path appends one JSON line per install (pid, argv, implementation), so
-tests can tell which processes of a cluster switched.
+file path appends one JSON line per install, and per fork of an installed
+process (pid, argv, implementation), so tests can tell which processes of a
+cluster switched.
 """
 
 from __future__ import annotations
@@ -146,15 +147,26 @@ def _unpin_resolved_traits(original: type) -> None:
             trait.klass = original
 
 
-def _record_install() -> None:
+_fork_hook_registered = False
+
+
+def _record_install(forked: bool = False) -> None:
+    global _fork_hook_registered
     path = os.environ.get("KERNELWIRE_INSTALL_LOG")
     if not path:
         return
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        # forked children (ipyparallel's schedulers) inherit the install: log them too
+        os.register_at_fork(after_in_child=_record_fork)
+        _fork_hook_registered = True
     record: dict[str, Any] = {
         "pid": os.getpid(),
-        "argv": sys.argv,
+        "ppid": os.getppid(),
+        "forked": forked,
+        "argv": getattr(sys, "orig_argv", sys.argv),  # sys.argv is ["-m"] during -m imports
         "implementation": implementation,
-        "session_class": f"{KernelwireSession.__module__}.{KernelwireSession.__qualname__}",
+        "session_class": _qualname(KernelwireSession),
+        "jupyter_client_session": _qualname(jc_session.Session),
     }
     line = (json.dumps(record) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -162,3 +174,12 @@ def _record_install() -> None:
         os.write(fd, line)  # one O_APPEND write: safe with many processes
     finally:
         os.close(fd)
+
+
+def _record_fork() -> None:
+    if _original is not None:
+        _record_install(forked=True)
+
+
+def _qualname(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
