@@ -1,0 +1,119 @@
+"""The benchmark worker: a long-lived Python process that plays one side of a pair.
+
+The runner starts two (``python -m kernelwire.bench.worker``) and drives
+them with one JSON object per line on stdin; the worker answers with JSON
+lines on stdout, mirroring the C floor's protocol: ``{"endpoint": ...}``
+once a binding role is bound, then ``{"seconds": ...}`` or ``{"error": ...}``.
+A command is ``{"role", "contender", "payload", "endpoint", "count"}``;
+``{"role": "hello"}`` reports which contenders can run.
+
+Roles (as in floor.c): pull and echo bind, push and ping connect; the first
+message is a warm-up and timing starts once it has gone through.  A scenario
+may register more roles with :func:`role`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+import typing as t
+
+from .contenders import CONTENDERS, make_wire, unavailable_reason
+from .payloads import PAYLOADS
+
+#: a peer that died must not hang the run: give up after this long
+TIMEOUT_MS = 120_000
+
+RoleFunction = t.Callable[[t.Any, t.Any, int], float]
+ROLES: dict[str, tuple[str, bool, RoleFunction]] = {}
+
+
+def role(name: str, socket_type: str, binds: bool) -> t.Callable[[RoleFunction], RoleFunction]:
+    """Register ``fn(wire, sock, count) -> seconds`` as a worker role."""
+
+    def register(fn: RoleFunction) -> RoleFunction:
+        ROLES[name] = (socket_type, binds, fn)
+        return fn
+
+    return register
+
+
+def _timed(step: t.Callable[[], t.Any], count: int) -> float:
+    step()  # warm-up: connection set up, first-call costs paid
+    start = time.perf_counter()
+    for _ in range(count):
+        step()
+    return time.perf_counter() - start
+
+
+@role("pull", "PULL", binds=True)
+def pull(wire: t.Any, sock: t.Any, count: int) -> float:
+    return _timed(lambda: wire.recv(sock), count)
+
+
+@role("push", "PUSH", binds=False)
+def push(wire: t.Any, sock: t.Any, count: int) -> float:
+    return _timed(lambda: wire.send(sock), count)
+
+
+@role("echo", "ROUTER", binds=True)
+def echo(wire: t.Any, sock: t.Any, count: int) -> float:
+    return _timed(lambda: wire.serve(sock), count)
+
+
+@role("ping", "DEALER", binds=False)
+def ping(wire: t.Any, sock: t.Any, count: int) -> float:
+    return _timed(lambda: wire.request(sock), count)
+
+
+def emit(reply: dict) -> None:
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
+
+
+def run_role(ctx: t.Any, command: dict) -> dict:
+    import zmq
+
+    socket_type, binds, fn = ROLES[command["role"]]
+    wire = make_wire(command["contender"], PAYLOADS[command["payload"]])
+    sock = ctx.socket(getattr(zmq, socket_type))
+    sock.rcvtimeo = sock.sndtimeo = TIMEOUT_MS
+    try:
+        if binds:
+            sock.bind(command["endpoint"])
+            emit({"endpoint": sock.last_endpoint.decode()})
+        else:
+            sock.connect(command["endpoint"])
+        return {"seconds": fn(wire, sock, int(command["count"]))}
+    finally:
+        sock.close()  # default linger: queued messages still leave
+
+
+def hello() -> dict:
+    reasons = {name: unavailable_reason(name) for name in CONTENDERS}
+    return {"unavailable": {name: why for name, why in reasons.items() if why}}
+
+
+def main() -> None:
+    import zmq
+
+    from . import registry
+
+    registry.load()  # scenario modules may register more roles
+    ctx = zmq.Context()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        command = json.loads(line)
+        try:
+            reply = hello() if command["role"] == "hello" else run_role(ctx, command)
+        except Exception as exc:
+            traceback.print_exc(file=sys.stderr)
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        emit(reply)
+
+
+if __name__ == "__main__":
+    main()
