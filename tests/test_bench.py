@@ -185,7 +185,8 @@ def test_plugged_in_scenario_runs_only_when_asked(tmp_path, capsys, monkeypatch)
     data = json.loads((tmp_path / "a" / "results.json").read_text())
     assert [s["name"] for s in data["scenarios"]] == ["test-countdown"]
     # Session contenders only; raw pyzmq is not a Session
-    assert sorted({s["contender"] for s in data["samples"]}) == ["jupyter_client", "kernelwire-pure"]
+    contenders = sorted({s["contender"] for s in data["samples"]})
+    assert contenders == ["jupyter_client", "kernelwire-pure"]
     assert all(s["value"] == 0.25 for s in data["samples"])
     assert "countdown" in capsys.readouterr().out
 
