@@ -52,14 +52,17 @@ def extensions():
         include_dirs=["_ext"],
         extra_compile_args=compile_args,
     )
+    # send/recv on pyzmq's own libzmq, looked up at import: no zmq.h, no -lzmq
+    zmqio = Extension(
+        "kernelwire._zmqio",
+        sources=["_ext/_zmqio.pyx"],
+        include_dirs=["_ext"],
+        extra_compile_args=compile_args,
+    )
     return cythonize(
-        [ext],
-        compiler_directives={
-            "language_level": 3,
-            "boundscheck": False,
-            "wraparound": False,
-            "cdivision": True,
-        },
+        [ext, zmqio],
+        # bounds checks stay on: the core reads untrusted messages
+        compiler_directives={"language_level": 3},
     )
 
 

@@ -21,8 +21,9 @@ PROTOCOL_VERSION = protocol_version
 UTC = timezone.utc  # what jupyter_client stamps headers with
 dateutil_utc = tz.UTC  # what jupyter_client's date parser returns for "Z"
 
-# Packers whose output for an empty dict is b"{}".
+# Packers whose output for an empty dict is b"{}", and unpackers that read it back as {}.
 json_family_packers = frozenset({jc_session.json_packer, jc_session.orjson_packer})
+json_family_unpackers = frozenset({jc_session.json_unpacker, jc_session.orjson_unpacker})
 
 if jc_session.has_orjson:
     import orjson

@@ -9,6 +9,7 @@ there to match jupyter_client byte for byte and exception for exception.
 from __future__ import annotations
 
 import itertools
+import pprint
 import random
 import typing as t
 from datetime import datetime
@@ -164,7 +165,8 @@ class SessionCore:
         self._json_family = pack in json_family_packers
         self._fast_pack = orjson_dumps_fast if pack is orjson_fast_packer else None
 
-    def set_auth(self, auth: t.Any) -> None:
+    def set_auth(self, auth: t.Any, key: bytes | None = None, digest_mod: t.Any = None) -> None:
+        # key and digest_mod let the compiled twin key its own HMAC; not needed here
         self.auth = auth
 
     @property
@@ -329,6 +331,8 @@ class SessionCore:
         message["metadata"] = unpack(msg_list[3])
         message["content"] = unpack(msg_list[4]) if content else msg_list[4]
         message["buffers"] = as_buffers(msg_list[5:])
+        if self.debug:
+            pprint.pprint(message)  # noqa: T203
         return adapt(message)
 
 

@@ -36,6 +36,8 @@ _CORE_TRAITS = (
     "pack",
     "unpack",
     "auth",
+    "key",
+    "digest_mod",
     "digest_history",
     "digest_history_size",
     "debug",
@@ -71,7 +73,7 @@ class Session(jc_session.Session):
         kw.username = self.username
         kw.metadata = self.metadata
         kw.set_packers(self.pack, self.unpack)
-        kw.set_auth(self.auth)
+        kw.set_auth(self.auth, self.key, self.digest_mod)
         kw.digest_history = self.digest_history
         kw.digest_history_size = self.digest_history_size
         kw.debug = self.debug
@@ -126,10 +128,7 @@ class Session(jc_session.Session):
         copy: bool = True,
     ) -> dict[str, t.Any]:
         """Verify and unpack ``[HMAC, header, parent, metadata, content, buffers...]``."""
-        message = self._kw.deserialize(msg_list, content, copy)
-        if self.debug:
-            pprint.pprint(message)  # noqa: T203
-        return message
+        return self._kw.deserialize(msg_list, content, copy)
 
     def feed_identities(
         self, msg_list: list[bytes] | list[zmq.Message], copy: bool = True
