@@ -42,8 +42,6 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
 
 cdef extern from "Python.h":
-    int Py_EnterRecursiveCall(const char *where) except -1
-    void Py_LeaveRecursiveCall()
     bint PyUnicode_IS_ASCII(object o)
     const char *PyUnicode_1BYTE_DATA(object o)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
@@ -210,42 +208,37 @@ def parse_date(s):
     return _parse_date(s)
 
 
-cdef object _extract_dates(object obj):
+# Deeper nesting raises RecursionError, as the recursive Python original does
+# (counted here: the C stack must never be the limit).
+cdef int _MAX_NESTING = 1000
+
+
+cdef object _extract_dates(object obj, int depth=0):
     cdef dict new
     cdef Py_ssize_t pos = 0
     cdef PyObject *key
     cdef PyObject *value
     if PyUnicode_CheckExact(obj):
         return _parse_date(<str>obj)
+    if depth >= _MAX_NESTING and isinstance(obj, (dict, list, tuple)):
+        raise RecursionError("maximum recursion depth exceeded while extracting dates")
     if PyDict_CheckExact(obj):
         # a copy keeps the keys and their order; only values that change are set
         new = PyDict_Copy(obj)
-        Py_EnterRecursiveCall(" while extracting dates")
-        try:
-            while PyDict_Next(obj, &pos, &key, &value):
-                if PyUnicode_CheckExact(<object>value):
-                    if not _maybe_iso_date(<str>value):
-                        continue
-                elif not isinstance(<object>value, (dict, list, tuple, str)):
+        while PyDict_Next(obj, &pos, &key, &value):
+            if PyUnicode_CheckExact(<object>value):
+                if not _maybe_iso_date(<str>value):
                     continue
-                new[<object>key] = _extract_dates(<object>value)
-        finally:
-            Py_LeaveRecursiveCall()
+            elif not isinstance(<object>value, (dict, list, tuple, str)):
+                continue
+            new[<object>key] = _extract_dates(<object>value, depth + 1)
         return new
     if isinstance(obj, (list, tuple)):
-        Py_EnterRecursiveCall(" while extracting dates")
-        try:
-            return [_extract_dates(o) for o in obj]
-        finally:
-            Py_LeaveRecursiveCall()
+        return [_extract_dates(o, depth + 1) for o in obj]
     if isinstance(obj, dict):
-        Py_EnterRecursiveCall(" while extracting dates")
-        try:
-            new = {}
-            for k, v in obj.items():
-                new[k] = _extract_dates(v)
-        finally:
-            Py_LeaveRecursiveCall()
+        new = {}
+        for k, v in obj.items():
+            new[k] = _extract_dates(v, depth + 1)
         return new
     if isinstance(obj, str):
         return _parse_date(<str>obj)

@@ -28,4 +28,5 @@ def pytest_configure(config):
 
 def pytest_report_header(config):
     cls = config.kernelwire_session_class
-    return f"jupyter_client.session.Session -> {cls.__module__}.{cls.__name__} ({cls._core_module.IMPLEMENTATION})"
+    impl = cls._core_module.IMPLEMENTATION
+    return f"jupyter_client.session.Session -> {cls.__module__}.{cls.__name__} ({impl})"

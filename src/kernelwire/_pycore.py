@@ -110,7 +110,7 @@ def feed_identities(msg_list: t.Any, copy: bool = True) -> tuple[list, list]:
     if copy:
         idx = msg_list.index(DELIM)
         return msg_list[:idx], msg_list[idx + 1 :]
-    for idx, m in enumerate(msg_list):
+    for idx, m in enumerate(msg_list):  # noqa: B007 - used after the loop
         if m.bytes == DELIM:
             break
     else:

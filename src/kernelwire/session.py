@@ -118,7 +118,7 @@ class Session(jc_session.Session):
     def serialize(
         self, msg: dict[str, t.Any], ident: list[bytes] | bytes | None = None
     ) -> list[bytes]:
-        """Serialize a message dict to ``[idents..., DELIM, HMAC, header, parent, metadata, content]``."""
+        """Serialize a message: ``[idents..., DELIM, HMAC, header, parent, metadata, content]``."""
         return self._kw.serialize(msg, ident)
 
     def deserialize(
