@@ -22,6 +22,14 @@ from types import ModuleType
 
 _TARGET = "jupyter_client.session"
 
+#: set when the install must wait for kernelwire's package import to finish
+pending = False
+
+
+def _kernelwire_initializing() -> bool:
+    package = sys.modules.get("kernelwire")
+    return package is not None and getattr(package.__spec__, "_initializing", False)
+
 
 def enabled() -> bool:
     """Whether the environment asks for kernelwire at start-up."""
@@ -38,8 +46,14 @@ class _InstallingLoader(importlib.abc.Loader):
         return self._inner.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
+        global pending
         self._inner.exec_module(module)
         module.__loader__ = module.__spec__.loader = self._inner
+        if _kernelwire_initializing():
+            # kernelwire's own import pulled jupyter_client in: kernelwire.install
+            # cannot be imported yet, and installs itself when it is (see pending)
+            pending = True
+            return
         from kernelwire.install import install
 
         install()

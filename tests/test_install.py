@@ -140,6 +140,14 @@ def test_startup_hook_installs_lazily(tmp_path):
     assert record["implementation"] == kernelwire.implementation
 
 
+def test_startup_hook_when_kernelwire_is_imported_first(tmp_path):
+    # kernelwire's own import pulls in jupyter_client.session half-way through
+    code = "import kernelwire\n" + textwrap.dedent(PROBE)
+    result = _run(code, "1", tmp_path)
+    assert result["kernelbase"] == result["session"] == "kernelwire.session"
+    assert len((tmp_path / "install.log").read_text().splitlines()) == 1
+
+
 @pytest.mark.parametrize("value", [None, "0", ""])
 def test_startup_hook_off(tmp_path, value):
     result = _run(PROBE, value, tmp_path)

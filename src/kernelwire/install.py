@@ -125,7 +125,7 @@ def _session_instance_traits() -> list[traitlets.Instance]:
             if id(sub) not in seen:
                 seen.add(id(sub))
                 stack.append(sub)
-        for value in vars(cls).values():
+        for value in list(vars(cls).values()):  # a finalizer may run meanwhile
             if isinstance(value, traitlets.Instance):
                 found.append(value)
     return found
@@ -183,3 +183,15 @@ def _record_fork() -> None:
 
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _install_if_the_startup_hook_waits() -> None:
+    # KERNELWIRE_INSTALL=1 and kernelwire imported before jupyter_client: the
+    # hook fired while this package was half-imported and left the job here
+    hook = sys.modules.get("_kernelwire_startup")
+    if hook is not None and getattr(hook, "pending", False):
+        hook.pending = False
+        install()
+
+
+_install_if_the_startup_hook_waits()
