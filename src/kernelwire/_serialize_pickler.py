@@ -1,0 +1,184 @@
+"""The pickler behind serialize_object: protocol 5, every large buffer out of band.
+
+numpy arrays, memoryviews and objects whose reduction yields a PickleBuffer
+reach ``buffer_callback`` at any depth; the callback keeps small ones inline
+and makes each large one a frame (a view of the object: no copy). Functions
+and interactively defined classes go through cloudpickle when it is
+installed. Objects IPython Parallel's ``can_map`` knows (interactive
+functions, ``dependent``, ``Reference`` and user-registered canners) keep
+their IPython Parallel meaning: they are canned here and uncanned in the
+receiver's namespace ``g``.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import functools
+import pickle
+import sys
+from types import FunctionType
+from typing import Any
+
+from . import _serialize_wire as wire
+
+try:
+    import cloudpickle
+except ImportError:  # optional: functions then pickle by reference only
+    cloudpickle = None
+
+_BasePickler = cloudpickle.CloudPickler if cloudpickle is not None else pickle.Pickler
+_CELL_TYPE = type((lambda x: lambda: x)(0).__closure__[0])
+# types serialized better here than by IPython Parallel's canners
+_NOT_CANNED = frozenset({bytes, bytearray, memoryview, functools.partial, _CELL_TYPE})
+_CONTAINERS = (list, tuple, set, dict)
+
+
+class _OutOfBand:
+    """An exact bytes or bytearray to send out of band.
+
+    The C pickler writes exact bytes/bytearray inline without consulting any
+    hook, so large ones are swapped for this box before pickling.
+    """
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: bytes | bytearray) -> None:
+        self.obj = obj
+
+    def __reduce_ex__(self, protocol):
+        rebuild = wire.rebuild_bytes if type(self.obj) is bytes else wire.rebuild_bytearray
+        return rebuild, (pickle.PickleBuffer(self.obj),)
+
+
+class _Plain:
+    """Pickles an object by its own reduction under another identity.
+
+    Lets reducer_override wrap a CannedObject in ``uncan(...)`` without being
+    asked about the same object again.
+    """
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __reduce_ex__(self, protocol):
+        rv = self.obj.__reduce_ex__(protocol)
+        if isinstance(rv, str):
+            return rv
+        func, args, *rest = rv
+        if func is copyreg.__newobj__:
+            # the pickler checks __newobj__'s class against the pickled object (this box)
+            func, args = wire.new_object, (args[0], tuple(args[1:]))
+        return (func, args, *rest)
+
+
+def box_large_bytes(obj: Any, threshold: int, item_threshold: int) -> Any:
+    """``obj`` with exact bytes/bytearray above ``threshold`` boxed for out-of-band sending.
+
+    Walks exact lists, tuples, sets and dict values, at any depth, in
+    containers of fewer than ``item_threshold`` items (IPython Parallel walks
+    only one level); larger containers are left to the pickler.
+    Unchanged containers are returned as they are.
+    """
+    memo: dict[int, Any] = {}
+
+    def walk(o: Any) -> Any:
+        t = type(o)
+        if t is bytes or t is bytearray:
+            if len(o) <= threshold:
+                return o
+        elif t not in _CONTAINERS or len(o) >= item_threshold:
+            return o
+        key = id(o)
+        if key in memo:
+            return memo[key]
+        memo[key] = o  # a container met again inside itself stays as it is
+        if t is bytes or t is bytearray:
+            new = _OutOfBand(o)
+        elif t is dict:
+            values = [walk(v) for v in o.values()]
+            changed = any(n is not v for n, v in zip(values, o.values(), strict=True))
+            new = dict(zip(o.keys(), values, strict=True)) if changed else o
+        else:
+            items = [walk(i) for i in o]
+            changed = any(n is not i for n, i in zip(items, o, strict=True))
+            new = t(items) if changed else o
+        memo[key] = new
+        return new
+
+    return walk(obj)
+
+
+class ObjectPickler(_BasePickler):
+    """Protocol-5 pickler appending each large buffer to ``frames`` instead of copying it."""
+
+    def __init__(self, file: Any, threshold: int, frames: list) -> None:
+        super().__init__(file, protocol=5, buffer_callback=self._buffer)
+        self._threshold = threshold
+        self._frames = frames
+        self._boxes: dict[int, _Plain] = {}
+        self._can_map_imported = False
+
+    def _buffer(self, buf: pickle.PickleBuffer) -> bool:
+        """buffer_callback: False sends ``buf`` out of band, True keeps it inline."""
+        raw = buf.raw()  # a flat byte view of the object: no copy
+        if raw.nbytes <= self._threshold:
+            return True
+        self._frames.append(raw)
+        return False
+
+    def reducer_override(self, obj: Any) -> Any:
+        t = type(obj)
+        np = sys.modules.get("numpy")
+        if np is not None and isinstance(obj, np.ndarray):
+            return self._reduce_array(np, obj)
+        if t is memoryview:
+            return self._reduce_memoryview(obj)
+        canning = sys.modules.get("ipyparallel.serialize.canning")
+        if canning is not None:
+            canned = self._can(canning, obj, t)
+            if canned is not None:
+                return wire.uncan, (canned,)
+        if cloudpickle is not None:
+            return super().reducer_override(obj)
+        return NotImplemented
+
+    def _reduce_array(self, np: Any, arr: Any) -> Any:
+        contiguous = arr.flags.c_contiguous or arr.flags.f_contiguous
+        if contiguous or arr.dtype.hasobject or arr.nbytes <= self._threshold:
+            return NotImplemented  # numpy's own reduction: a PickleBuffer view when contiguous
+        # the one copy a strided array needs; numpy would copy it into the pickle instead
+        return np.array(arr, order="C", subok=True, copy=True).__reduce_ex__(5)
+
+    def _reduce_memoryview(self, view: memoryview) -> Any:
+        source = view if view.c_contiguous else view.tobytes()  # strided: copied once
+        return wire.rebuild_memoryview, (pickle.PickleBuffer(source), view.format, view.shape)
+
+    def _can(self, canning: Any, obj: Any, t: type) -> _Plain | None:
+        """Box for IPython Parallel's canned form of ``obj``, or None to pickle it normally."""
+        if isinstance(obj, canning.CannedObject):
+            return self._box(obj)
+        if t in _NOT_CANNED:
+            return None
+        can_map = canning.can_map
+        if not self._can_map_imported:
+            if any(isinstance(key, str) for key in can_map):
+                canning._import_mapping(can_map, canning._original_can_map)
+            self._can_map_imported = True
+        canner = can_map.get(t)
+        if canner is None:
+            return None
+        if cloudpickle is not None:
+            if t is type:
+                return None  # interactively defined classes: cloudpickle, by value
+            if t is FunctionType and not (obj.__module__ or "__main__").startswith("__"):
+                return None  # lambdas and closures of importable modules: cloudpickle
+        canned = canner(obj)
+        return None if canned is obj else self._box(canned)
+
+    def _box(self, obj: Any) -> _Plain:
+        box = self._boxes.get(id(obj))
+        if box is None:
+            box = self._boxes[id(obj)] = _Plain(obj)
+        return box
