@@ -54,7 +54,7 @@ if t.TYPE_CHECKING:
     from .runner import Bench
 
 #: modules that define the built-in scenarios (imported in this order)
-SCENARIO_MODULES = ["kernelwire.bench.scenarios"]
+SCENARIO_MODULES = ["kernelwire.bench.scenarios", "kernelwire.bench.ipp_cluster"]
 ENTRY_POINT_GROUP = "kernelwire.bench.scenarios"
 
 #: units a case can report in; the time units are lower-is-better
