@@ -42,6 +42,7 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcmp, memcpy
 
 cdef extern from "Python.h":
+    object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf, object kwnames)
     bint PyUnicode_IS_ASCII(object o)
     const char *PyUnicode_1BYTE_DATA(object o)
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
@@ -85,6 +86,7 @@ cdef bytes _PROBE = b"kernelwire: does the fast HMAC agree with the Session's au
 cdef Py_ssize_t _NOGIL_HASH_BYTES = 1 << 16
 cdef bytes _DELIM = DELIM
 cdef bytes _EMPTY = EMPTY_DICT_FRAME
+cdef object _EMPTY_CONTENT = object()  # a message without "content" packs {}
 cdef object _UTC = UTC
 cdef object _DATEUTIL_UTC = dateutil_utc
 cdef str _VERSION = PROTOCOL_VERSION
@@ -93,7 +95,8 @@ cdef Py_ssize_t _MIN_FRAMES = MIN_FRAMES
 cdef object _orjson_dumps = None
 cdef object _orjson_loads = None
 cdef object _orjson_unpacker = None
-cdef int _orjson_option = 0
+cdef object _orjson_option = 0
+cdef tuple _ORJSON_KWNAMES = ("default", "option")
 if orjson_fast_packer is not None:
     import orjson
     _orjson_dumps = orjson.dumps
@@ -651,9 +654,14 @@ cdef class SessionCore:
     cdef object _pack_part(self, obj):
         if self._json_family and PyDict_CheckExact(obj) and PyDict_Size(obj) == 0:
             return _EMPTY
+        cdef PyObject *args[3]
         if self._orjson_pack:
+            # orjson.dumps(obj, default=json_default, option=...) as one vectorcall
+            args[0] = <PyObject *>obj
+            args[1] = <PyObject *>_json_default
+            args[2] = <PyObject *>_orjson_option
             try:
-                return _orjson_dumps(obj, default=_json_default, option=_orjson_option)
+                return PyObject_Vectorcall(_orjson_dumps, args, 1, _ORJSON_KWNAMES)
             except Exception:
                 pass  # the packer's own fallback decides (and warns)
         return self._pack(obj)
@@ -673,8 +681,13 @@ cdef class SessionCore:
         return self._unpack(data)
 
     cpdef list serialize(self, msg, ident=None):
-        content = msg.get("content", {})
-        if content is None:
+        cdef PyObject *found
+        if PyDict_CheckExact(msg):
+            found = PyDict_GetItem(msg, "content")
+            content = <object>found if found is not NULL else _EMPTY_CONTENT
+        else:
+            content = msg.get("content", {})
+        if content is None or content is _EMPTY_CONTENT:
             content = self._pack_part({})
         elif isinstance(content, dict):
             content = self._pack_part(content)
@@ -745,3 +758,56 @@ cdef class SessionCore:
         if self.debug:
             pprint.pprint(message)
         return adapt(message)
+
+
+# ---------------------------------------------------------------------------
+# Session methods without a Python frame
+# ---------------------------------------------------------------------------
+# kernelwire.Session installs these in place of its own thin Python wrappers
+# (same signatures and behaviour; see session.py), saving a Python call per
+# message on the hottest paths.
+
+@cython.binding(True)
+def session_msg(self, msg_type, content=None, parent=None, header=None, metadata=None):
+    """Return the nested message dict."""
+    return (<SessionCore?>self._kw).msg(msg_type, content, parent, header, metadata)
+
+
+@cython.binding(True)
+def session_msg_header(self, msg_type):
+    """Create a header for a message type."""
+    return (<SessionCore?>self._kw).msg_header(msg_type)
+
+
+@cython.binding(True)
+def session_sign(self, msg_list):
+    """The hex HMAC of the packed frames, as bytes; b"" without a key."""
+    return (<SessionCore?>self._kw).sign(msg_list)
+
+
+@cython.binding(True)
+def session_serialize(self, msg, ident=None):
+    """Serialize a message: ``[idents..., DELIM, HMAC, header, parent, metadata, content]``."""
+    return (<SessionCore?>self._kw).serialize(msg, ident)
+
+
+@cython.binding(True)
+def session_deserialize(self, msg_list, content=True, copy=True):
+    """Verify and unpack ``[HMAC, header, parent, metadata, content, buffers...]``."""
+    return (<SessionCore?>self._kw).deserialize(msg_list, content, copy)
+
+
+@cython.binding(True)
+def session_feed_identities(self, msg_list, copy=True):
+    """Split the routing identities from the rest of the message."""
+    return feed_identities(msg_list, copy)
+
+
+SESSION_METHODS = {
+    "msg": session_msg,
+    "msg_header": session_msg_header,
+    "sign": session_sign,
+    "serialize": session_serialize,
+    "deserialize": session_deserialize,
+    "feed_identities": session_feed_identities,
+}

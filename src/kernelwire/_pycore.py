@@ -346,6 +346,10 @@ def adapt(message: dict) -> dict:
     return _adapt(message)
 
 
+# The pure core has no faster form of Session's thin wrappers (see _ccore).
+SESSION_METHODS: dict[str, t.Callable] = {}
+
+
 def check_buffers(buffers: t.Sequence) -> None:
     """Buffers must support the buffer protocol and be contiguous (as jupyter_client checks)."""
     for idx, buf in enumerate(buffers):

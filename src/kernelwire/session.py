@@ -54,6 +54,11 @@ class Session(jc_session.Session):
     #: the core module this class runs on (tests pin the pure one on a subclass)
     _core_module: t.ClassVar[ModuleType] = _selected_core
 
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_core_module" in cls.__dict__:  # pinned to another core: its methods
+            _install_core_methods(cls)
+
     def __init__(self, **kwargs: t.Any) -> None:
         self._kw = self._core_module.SessionCore()
         super().__init__(**kwargs)
@@ -229,3 +234,30 @@ class Session(jc_session.Session):
             raise
         idents, msg_list = self._core_module.feed_identities(msg_list, copy)
         return idents, self.deserialize(msg_list, content=content, copy=copy)
+
+
+# Session's thin per-message wrappers; a compiled core replaces them with
+# functions of its own that skip the Python frame (SESSION_METHODS).
+_PYTHON_WRAPPERS = {
+    name: Session.__dict__[name]
+    for name in ("msg", "msg_header", "sign", "serialize", "deserialize", "feed_identities")
+}
+_CORE_FUNCTIONS = {id(fn) for fn in _PYTHON_WRAPPERS.values()}
+
+
+def _install_core_methods(cls: type[Session]) -> None:
+    """Give ``cls`` its core's fast methods, unless it overrides them itself."""
+    fast = cls._core_module.SESSION_METHODS
+    for name, wrapper in _PYTHON_WRAPPERS.items():
+        for klass in cls.__mro__:
+            if name in klass.__dict__:
+                current = klass.__dict__[name]
+                break
+        if id(current) not in _CORE_FUNCTIONS:
+            continue  # a subclass's own override wins
+        chosen = fast.get(name, wrapper)
+        _CORE_FUNCTIONS.add(id(chosen))
+        setattr(cls, name, chosen)
+
+
+_install_core_methods(Session)
