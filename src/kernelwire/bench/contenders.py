@@ -60,6 +60,8 @@ def session_class(name: str) -> type:
     if name.startswith("jupyter_client"):
         from jupyter_client.session import Session
 
+        if Session.__module__ != "jupyter_client.session":  # kernelwire installed over it
+            raise ImportError("jupyter_client.session.Session is replaced in this process")
         return Session
     raise KeyError(name)
 
@@ -96,6 +98,8 @@ class SessionWire:
 
     def recv(self, sock: t.Any) -> t.Any:
         _, msg = self.session.recv(sock, mode=0, copy=self.payload.recv_copy)
+        if msg is None:  # Session.recv turns the receive timeout into (None, None)
+            raise TimeoutError("no message within the timeout")
         return msg
 
     def request(self, sock: t.Any) -> t.Any:

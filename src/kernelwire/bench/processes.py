@@ -35,8 +35,11 @@ class LineProcess:
     """A child process that reads/writes one JSON object per line."""
 
     def __init__(self, argv: list[str], stdin: bool = False) -> None:
+        env = dict(os.environ)
+        env.pop("KERNELWIRE_INSTALL", None)  # jupyter_client must stay jupyter_client
         self.proc = subprocess.Popen(
             argv,
+            env=env,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             text=True,

@@ -24,7 +24,7 @@ from .contenders import CONTENDERS, make_wire, unavailable_reason
 from .payloads import PAYLOADS
 
 #: a peer that died must not hang the run: give up after this long
-TIMEOUT_MS = 120_000
+TIMEOUT_MS = 20_000
 
 RoleFunction = t.Callable[[t.Any, t.Any, int], float]
 ROLES: dict[str, tuple[str, bool, RoleFunction]] = {}
@@ -73,27 +73,47 @@ def emit(reply: dict) -> None:
     sys.stdout.flush()
 
 
+#: the last role's socket, closed when the next command arrives: by then the
+#: peer has received everything, so closing can never drop a queued message
+_open_socket: list = []
+
+
+def close_previous_socket() -> None:
+    while _open_socket:
+        _open_socket.pop().close()
+
+
 def run_role(ctx: t.Any, command: dict) -> dict:
     import zmq
 
     socket_type, binds, fn = ROLES[command["role"]]
     wire = make_wire(command["contender"], PAYLOADS[command["payload"]])
     sock = ctx.socket(getattr(zmq, socket_type))
+    _open_socket.append(sock)
     sock.rcvtimeo = sock.sndtimeo = TIMEOUT_MS
-    try:
-        if binds:
-            sock.bind(command["endpoint"])
-            emit({"endpoint": sock.last_endpoint.decode()})
-        else:
-            sock.connect(command["endpoint"])
-        return {"seconds": fn(wire, sock, int(command["count"]))}
-    finally:
-        sock.close()  # default linger: queued messages still leave
+    if binds:
+        sock.bind(command["endpoint"])
+        emit({"endpoint": sock.last_endpoint.decode()})
+    else:
+        sock.connect(command["endpoint"])
+    return {"seconds": fn(wire, sock, int(command["count"]))}
 
 
 def hello() -> dict:
     reasons = {name: unavailable_reason(name) for name in CONTENDERS}
     return {"unavailable": {name: why for name, why in reasons.items() if why}}
+
+
+def keep_jupyter_client_dates() -> None:
+    """Undo ipyparallel's import-time patch, should a scenario module have imported it.
+
+    ipyparallel turns jupyter_client's date parsing into a no-op; the
+    end-to-end comparisons measure Sessions as kernels run them, with dates.
+    """
+    from jupyter_client import jsonutil
+    from jupyter_client import session as jc_session
+
+    jc_session.extract_dates = jsonutil.extract_dates
 
 
 def main() -> None:
@@ -102,11 +122,13 @@ def main() -> None:
     from . import registry
 
     registry.load()  # scenario modules may register more roles
+    keep_jupyter_client_dates()
     ctx = zmq.Context()
     for line in sys.stdin:
         if not line.strip():
             continue
         command = json.loads(line)
+        close_previous_socket()
         try:
             reply = hello() if command["role"] == "hello" else run_role(ctx, command)
         except Exception as exc:
