@@ -184,8 +184,16 @@ class Session(jc_session.Session):
         to_send.extend(buffers)
         longest = max([len(s) for s in to_send])
         copy = longest < self.copy_threshold
-        if stream and buffers and track and not copy:
-            # only really track when we are doing zero-copy buffers
+        # only really track when we are doing zero-copy buffers
+        tracking = bool(stream and buffers and track and not copy)
+        try:
+            zmqio = self._zmqio_module
+        except AttributeError:  # the class does not name its zmq I/O module yet
+            from ._io import zmqio
+        if stream and zmqio.supports(stream):
+            # one call; frames of copy_threshold bytes or more go zero-copy
+            tracker = zmqio.send_frames(stream, to_send, self.copy_threshold, tracking)
+        elif tracking:
             tracker = stream.send_multipart(to_send, copy=False, track=True)
         elif stream:
             tracker = DONE
@@ -212,7 +220,16 @@ class Session(jc_session.Session):
         to_send.extend(msg_list)
         if isinstance(stream, zmq.asyncio.Socket):
             stream = zmq.Socket.shadow(stream.underlying)
-        stream.send_multipart(to_send, flags, copy=copy)
+        try:
+            zmqio = self._zmqio_module
+        except AttributeError:  # the class does not name its zmq I/O module yet
+            from ._io import zmqio
+        if zmqio.supports(stream):
+            # copy=True copies every frame, as pyzmq would
+            threshold = (1 << 62) if copy else self.copy_threshold
+            zmqio.send_frames(stream, to_send, threshold, False, flags)
+        else:
+            stream.send_multipart(to_send, flags, copy=copy)
 
     def recv(
         self,
@@ -227,7 +244,14 @@ class Session(jc_session.Session):
         if isinstance(socket, zmq.asyncio.Socket):
             socket = zmq.Socket.shadow(socket.underlying)
         try:
-            msg_list = socket.recv_multipart(mode, copy=copy)
+            zmqio = self._zmqio_module
+        except AttributeError:  # the class does not name its zmq I/O module yet
+            from ._io import zmqio
+        try:
+            if zmqio.supports(socket):
+                msg_list = zmqio.recv_frames(socket, mode, copy)
+            else:
+                msg_list = socket.recv_multipart(mode, copy=copy)
         except zmq.ZMQError as e:
             if e.errno == zmq.EAGAIN:
                 return None, None
