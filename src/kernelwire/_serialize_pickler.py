@@ -21,12 +21,6 @@ from typing import Any
 
 from . import _serialize_wire as wire
 
-try:
-    import cloudpickle
-except ImportError:  # optional: functions then pickle by reference only
-    cloudpickle = None
-
-_BasePickler = cloudpickle.CloudPickler if cloudpickle is not None else pickle.Pickler
 _CELL_TYPE = type((lambda x: lambda: x)(0).__closure__[0])
 # types serialized better here than by IPython Parallel's canners
 _NOT_CANNED = frozenset({bytes, bytearray, memoryview, functools.partial, _CELL_TYPE})
@@ -110,23 +104,53 @@ def box_large_bytes(obj: Any, threshold: int, item_threshold: int) -> Any:
     return walk(obj)
 
 
-class ObjectPickler(_BasePickler):
-    """Protocol-5 pickler appending each large buffer to ``frames`` instead of copying it."""
-
-    def __init__(self, file: Any, threshold: int, frames: list) -> None:
-        super().__init__(file, protocol=5, buffer_callback=self._buffer)
-        self._threshold = threshold
-        self._frames = frames
-        self._boxes: dict[int, _Plain] = {}
-        self._can_map_imported = False
-
-    def _buffer(self, buf: pickle.PickleBuffer) -> bool:
+def _frame_collector(threshold: int, frames: list) -> Any:
+    def collect(buf: pickle.PickleBuffer) -> bool:
         """buffer_callback: False sends ``buf`` out of band, True keeps it inline."""
         raw = buf.raw()  # a flat byte view of the object: no copy
-        if raw.nbytes <= self._threshold:
+        if raw.nbytes <= threshold:
             return True
-        self._frames.append(raw)
+        frames.append(raw)
         return False
+
+    return collect
+
+
+@functools.cache
+def _cloudpickle() -> Any:
+    """cloudpickle, imported on first use (it is optional, and costs import time)."""
+    try:
+        import cloudpickle
+    except ImportError:  # functions then pickle by reference only
+        return None
+    return cloudpickle
+
+
+def object_pickler(file: Any, threshold: int, frames: list) -> pickle.Pickler:
+    """A pickler for one object: large buffers become entries of ``frames``."""
+    return _pickler_class()(file, threshold, frames)
+
+
+@functools.cache
+def _pickler_class() -> type:
+    cloudpickle = _cloudpickle()
+    base = cloudpickle.CloudPickler if cloudpickle is not None else pickle.Pickler
+    return type("ObjectPickler", (_ObjectPicklerMixin, base), {"_cloudpickle": cloudpickle})
+
+
+class _ObjectPicklerMixin:
+    """Protocol-5 pickling appending each large buffer to ``frames`` instead of copying it."""
+
+    _cloudpickle: Any = None
+
+    def __init__(self, file: Any, threshold: int, frames: list) -> None:
+        # The callback must not reference the pickler: a pickler in a reference
+        # cycle is freed by the garbage collector, which can clear the memo's
+        # PickleBuffers after their memoryviews and crash CPython (seen on 3.11).
+        super().__init__(file, protocol=5, buffer_callback=_frame_collector(threshold, frames))
+        self._threshold = threshold
+        self._boxes: dict[int, _Plain] = {}
+        self._can_map_imported = False
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
@@ -140,16 +164,22 @@ class ObjectPickler(_BasePickler):
             canned = self._can(canning, obj, t)
             if canned is not None:
                 return wire.uncan, (canned,)
-        if cloudpickle is not None:
+        if self._cloudpickle is not None:
             return super().reducer_override(obj)
         return NotImplemented
 
     def _reduce_array(self, np: Any, arr: Any) -> Any:
-        contiguous = arr.flags.c_contiguous or arr.flags.f_contiguous
-        if contiguous or arr.dtype.hasobject or arr.nbytes <= self._threshold:
-            return NotImplemented  # numpy's own reduction: a PickleBuffer view when contiguous
-        # the one copy a strided array needs; numpy would copy it into the pickle instead
-        return np.array(arr, order="C", subok=True, copy=True).__reduce_ex__(5)
+        if arr.dtype.hasobject or arr.nbytes <= self._threshold:
+            return NotImplemented  # numpy's own reduction: items pickled one by one / inline
+        if not (arr.flags.c_contiguous or arr.flags.f_contiguous):
+            # the one copy a strided array needs; numpy would copy it into the pickle instead
+            arr = np.array(arr, order="C", subok=True, copy=True)
+        if type(arr) is not np.ndarray:
+            return arr.__reduce_ex__(5)  # subclasses keep their own reduction
+        # numpy pickles datetime64/timedelta64 inline: a byte view sends every dtype as a frame
+        order = "F" if arr.flags.f_contiguous and not arr.flags.c_contiguous else "C"
+        raw = arr.ravel(order="K").view(np.uint8)  # no copy: arr is contiguous
+        return wire.rebuild_array, (pickle.PickleBuffer(raw), arr.dtype, arr.shape, order)
 
     def _reduce_memoryview(self, view: memoryview) -> Any:
         source = view if view.c_contiguous else view.tobytes()  # strided: copied once
@@ -169,7 +199,7 @@ class ObjectPickler(_BasePickler):
         canner = can_map.get(t)
         if canner is None:
             return None
-        if cloudpickle is not None:
+        if self._cloudpickle is not None:
             if t is type:
                 return None  # interactively defined classes: cloudpickle, by value
             if t is FunctionType and not (obj.__module__ or "__main__").startswith("__"):

@@ -106,6 +106,13 @@ def rebuild_memoryview(buf: Any, fmt: str, shape: tuple) -> memoryview:
         return view.cast("B")
 
 
+def rebuild_array(buf: Any, dtype: Any, shape: tuple, order: str) -> Any:
+    """An ndarray viewing ``buf`` (a received frame): no copy."""
+    import numpy
+
+    return numpy.frombuffer(buf, dtype=dtype).reshape(shape, order=order)
+
+
 def new_object(cls: type, args: tuple) -> Any:
     return cls.__new__(cls, *args)
 

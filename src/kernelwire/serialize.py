@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._serialize_pickler import ObjectPickler, box_large_bytes
+from ._serialize_pickler import box_large_bytes, object_pickler
 from ._serialize_wire import Envelope
 
 __all__ = [
@@ -48,6 +48,9 @@ __all__ = [
 MAX_BYTES = 1024
 MAX_ITEMS = 64
 _INFO_PROTOCOL = pickle.DEFAULT_PROTOCOL
+# up to this size the main pickle is copied into the head frame; zero-copy pays off above
+# about this size (pyzmq's COPY_THRESHOLD), and fewer frames keep IPython Parallel's counts
+INLINE_PICKLE_LIMIT = 65536
 
 
 def _prepickled_frames(obj: Any) -> list | None:
@@ -63,22 +66,23 @@ def serialize_object(
 ) -> list:
     """Serialize ``obj`` into a list of sendable frames, large buffers uncopied.
 
-    Frame 0 is a small head; the others are views of ``obj``'s buffers (keep
-    them unmodified until sent) or the main pickle when it is larger than
-    ``buffer_threshold``.
+    Frame 0 is a small head (holding the main pickle unless that exceeds
+    ``INLINE_PICKLE_LIMIT``, when it is frame 1); the others are views of
+    ``obj``'s buffers: keep them unmodified until sent.
     """
     prepickled = _prepickled_frames(obj)
     if prepickled is not None:
         return prepickled
     frames: list = []
     file = io.BytesIO()
-    ObjectPickler(file, buffer_threshold, frames).dump(
-        box_large_bytes(obj, buffer_threshold, item_threshold)
-    )
-    if file.tell() > buffer_threshold:
-        head = pickle.dumps(Envelope(len(frames) + 1, None), 5)
-        return [head, file.getbuffer(), *frames]
-    return [pickle.dumps(Envelope(len(frames), file.getvalue()), 5), *frames]
+    pickler = object_pickler(file, buffer_threshold, frames)
+    pickler.dump(box_large_bytes(obj, buffer_threshold, item_threshold))
+    pickler.clear_memo()  # drop the memo's references now, not at a later collection
+    data = file.getvalue()
+    if len(data) > INLINE_PICKLE_LIMIT:
+        # a large pickle (many small objects) travels as its own frame, not copied into the head
+        return [pickle.dumps(Envelope(len(frames) + 1, None), 5), data, *frames]
+    return [pickle.dumps(Envelope(len(frames), data), 5), *frames]
 
 
 def _foreign_deserializer() -> Callable[..., tuple[Any, list]]:
