@@ -151,6 +151,9 @@ class _ObjectPicklerMixin:
         self._threshold = threshold
         self._boxes: dict[int, _Plain] = {}
         self._can_map_imported = False
+        # attributes of canned objects: pickled as they are (can_dependent keeps a
+        # copy of the dependent itself, which must not be canned again)
+        self._keep_as_is: dict[int, Any] = {}
 
     def reducer_override(self, obj: Any) -> Any:
         t = type(obj)
@@ -189,7 +192,7 @@ class _ObjectPicklerMixin:
         """Box for IPython Parallel's canned form of ``obj``, or None to pickle it normally."""
         if isinstance(obj, canning.CannedObject):
             return self._box(obj)
-        if t in _NOT_CANNED:
+        if t in _NOT_CANNED or id(obj) in self._keep_as_is:
             return None
         can_map = canning.can_map
         if not self._can_map_imported:
@@ -205,7 +208,11 @@ class _ObjectPicklerMixin:
             if t is FunctionType and not (obj.__module__ or "__main__").startswith("__"):
                 return None  # lambdas and closures of importable modules: cloudpickle
         canned = canner(obj)
-        return None if canned is obj else self._box(canned)
+        if canned is obj:
+            return None
+        for value in getattr(canned, "__dict__", {}).values():
+            self._keep_as_is[id(value)] = value
+        return self._box(canned)
 
     def _box(self, obj: Any) -> _Plain:
         box = self._boxes.get(id(obj))
