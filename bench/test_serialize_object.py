@@ -19,7 +19,9 @@ OBJECTS = {
     "small-dict": lambda: {"a": 1, "b": "two", "c": [3.0, 4.0], "d": None},
     "array-1MB": lambda: np.arange(128 * 1024, dtype=np.float64),
     # deeper than one level: ipyparallel pickles these arrays in band
-    "nested-arrays": lambda: {"layers": [{"w": np.ones((64, 64)), "b": np.zeros(64)}] * 8},
+    "nested-arrays": lambda: {
+        "layers": [{"w": np.ones((64, 64)), "b": np.zeros(64)} for _ in range(8)]
+    },
 }
 
 
