@@ -18,6 +18,7 @@ import time
 import weakref
 from pathlib import Path
 
+import psutil  # ipyparallel's dependency, in the test extra
 import pytest
 import zmq
 
@@ -27,15 +28,8 @@ MB = 1 << 20
 
 
 def rss() -> int:
-    """Current resident set size in bytes (peak size where current is unknown)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
-        import resource
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
+    """Current resident set size in bytes."""
+    return psutil.Process().memory_info().rss
 
 
 def measure(step, n: int, warmup: int) -> tuple[int, int]:
