@@ -19,7 +19,9 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc
-from libc.string cimport memset
+from cpython.pycapsule cimport PyCapsule_New
+
+from _zmqio cimport ZmqioCAPI
 
 from libzmq cimport (
     kw_drain,
@@ -392,3 +394,10 @@ def recv_frames(socket, flags: int = 0, copy: bool = True) -> list:
     and nothing queued, or on RCVTIMEO expiry, zmq.Again is raised.
     """
     return recv_frames_c(socket, flags, copy)
+
+
+cdef ZmqioCAPI c_api
+c_api.send_frames = send_frames_c
+c_api.recv_frames = recv_frames_c
+#: send_frames_c / recv_frames_c for other compiled modules (see _zmqio.pxd)
+C_API = PyCapsule_New(&c_api, b"kernelwire._zmqio.C_API", NULL)

@@ -235,3 +235,14 @@ def test_destroying_context_with_frames_queued_releases_them(impl):
     """)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "0"
+
+
+def test_compiled_module_exports_its_c_api():
+    compiled = ZMQIO.get("cython")
+    if compiled is None:
+        pytest.skip("the extension is not built")
+    import ctypes
+
+    is_valid = ctypes.pythonapi.PyCapsule_IsValid
+    is_valid.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    assert is_valid(compiled.C_API, b"kernelwire._zmqio.C_API") == 1
