@@ -92,7 +92,12 @@ def parse_date(s: str) -> t.Any:
 def extract_dates(obj: t.Any) -> t.Any:
     """Equivalent of jupyter_client.jsonutil.extract_dates, with a fast parser."""
     if isinstance(obj, dict):
-        return {k: extract_dates(v) for k, v in obj.items()}
+        # a loop, as jupyter_client's: a comprehension is a second frame per
+        # level on Python < 3.12 and would hit the recursion limit sooner
+        new = {}
+        for k, v in obj.items():
+            new[k] = extract_dates(v)
+        return new
     if isinstance(obj, list | tuple):
         return [extract_dates(o) for o in obj]
     if isinstance(obj, str):
