@@ -132,3 +132,32 @@ def test_every_cluster_process_installed_kernelwire(cluster, cluster_env):
         assert record["jupyter_client_session"] == "kernelwire.session.Session"
         assert record["implementation"] == kernelwire.implementation
     assert any(r["forked"] for r in installed.values() if r["ppid"] == controller.pid)
+
+
+ENGINE_SERIALIZATION_PROBE = """
+import ipyparallel.serialize, kernelwire.ipp_serialize
+probe = (
+    kernelwire.ipp_serialize.is_installed(),
+    ipyparallel.serialize.deserialize_object.__module__,
+    # a nested array pushed by the client is a view of a received frame
+    nested["inner"][0]["array"].base is not None and nested["inner"][0]["array"].flags.owndata is False,
+    float(nested["inner"][0]["array"].sum()),
+)
+"""
+
+
+def test_cluster_serializes_with_kernelwire(cluster):
+    _, client = cluster
+    from kernelwire import ipp_serialize
+
+    assert ipp_serialize.is_installed()  # the client's process
+    array = np.arange(1 << 18, dtype=np.float64)  # 2 MiB: sent out of band
+    view = client[:]
+    view.push({"nested": {"inner": [{"array": array}]}}, block=True)
+    view.execute(ENGINE_SERIALIZATION_PROBE, block=True)
+    for installed, module, is_view, total in view.pull("probe", block=True):
+        assert installed and module == "kernelwire.serialize"
+        assert is_view
+        assert total == float(array.sum())
+    pulled = client[0].pull("nested", block=True)
+    assert np.array_equal(pulled["inner"][0]["array"], array)

@@ -25,10 +25,13 @@ cluster switched.
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import json
 import os
 import sys
 import threading
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -77,6 +80,7 @@ def install() -> None:
             jc_session.Session = KernelwireSession
             _rebound.append((jc_session, "Session"))
         _original = original
+        _install_ipp_serialization()
         _record_install()
 
 
@@ -99,7 +103,65 @@ def uninstall() -> None:
                     setattr(module, name, original)
         _unpin_resolved_traits(original)
         _rebound.clear()
+        _uninstall_ipp_serialization()
         _original = None
+
+
+# -- IPython Parallel's object serialization -------------------------------------
+# A process on kernelwire also sends apply/push/pull payloads with kernelwire's
+# zero-copy serialization (kernelwire.ipp_serialize), which stock processes
+# still decode. ipyparallel is heavy: wait for it to be imported, never import it.
+
+_IPP_SERIALIZE = "ipyparallel.serialize"
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """One-shot finder: runs ``callback`` right after module ``name`` has executed."""
+
+    def __init__(self, name: str, callback: Callable[[], None]) -> None:
+        self.name = name
+        self.callback = callback
+
+    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib protocol
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # one shot; also keeps the lookup below from recursing
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            loader, callback = spec.loader, self.callback
+            exec_module = loader.exec_module  # this module's own loader instance
+
+            def exec_then_callback(module: ModuleType) -> None:
+                exec_module(module)
+                callback()
+
+            loader.exec_module = exec_then_callback  # type: ignore[method-assign]
+        return spec
+
+
+def _install_ipp_serialization() -> None:
+    if _IPP_SERIALIZE in sys.modules:
+        from . import ipp_serialize
+
+        ipp_serialize.install()
+    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(_IPP_SERIALIZE, _ipp_serialization_on_import))
+
+
+def _ipp_serialization_on_import() -> None:
+    if _original is not None:  # still installed when ipyparallel arrived
+        from . import ipp_serialize
+
+        ipp_serialize.install()
+
+
+def _uninstall_ipp_serialization() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterImport)]
+    if _IPP_SERIALIZE in sys.modules:
+        from . import ipp_serialize
+
+        if ipp_serialize.is_installed():
+            ipp_serialize.uninstall()
 
 
 def _modules_to_scan() -> list[ModuleType]:
@@ -167,6 +229,7 @@ def _record_install(forked: bool = False) -> None:
         "implementation": implementation,
         "session_class": _qualname(KernelwireSession),
         "jupyter_client_session": _qualname(jc_session.Session),
+        "ipyparallel_serialization": _ipp_serialization_state(),
     }
     line = (json.dumps(record) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -174,6 +237,14 @@ def _record_install(forked: bool = False) -> None:
         os.write(fd, line)  # one O_APPEND write: safe with many processes
     finally:
         os.close(fd)
+
+
+def _ipp_serialization_state() -> str:
+    if _IPP_SERIALIZE not in sys.modules:
+        return "on import"
+    from . import ipp_serialize
+
+    return "kernelwire" if ipp_serialize.is_installed() else "stock"
 
 
 def _record_fork() -> None:

@@ -54,7 +54,11 @@ if t.TYPE_CHECKING:
     from .runner import Bench
 
 #: modules that define the built-in scenarios (imported in this order)
-SCENARIO_MODULES = ["kernelwire.bench.scenarios", "kernelwire.bench.ipp_cluster"]
+SCENARIO_MODULES = [
+    "kernelwire.bench.scenarios",
+    "kernelwire.bench.ipp_cluster",
+    "kernelwire.bench.serialize_object",
+]
 ENTRY_POINT_GROUP = "kernelwire.bench.scenarios"
 
 #: units a case can report in; the time units are lower-is-better
