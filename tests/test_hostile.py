@@ -14,6 +14,8 @@ import pytest
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from jupyter_client import jsonutil
+from jupyter_client import session as jc_session
 from regressions.hostile_oracle import (
     DELIM,
     DOCUMENTED,
@@ -32,6 +34,12 @@ HYPOTHESIS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@pytest.fixture(autouse=True)
+def real_extract_dates(monkeypatch):
+    """Importing ipyparallel (other tests do) swaps in a no-op: test the real thing."""
+    monkeypatch.setattr(jc_session, "extract_dates", jsonutil.extract_dates)
 
 
 @pytest.fixture

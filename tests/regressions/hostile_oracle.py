@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import struct
+import sys
 import typing as t
 
 import zmq
@@ -115,8 +116,14 @@ def _outcome(fn: t.Callable[[], t.Any]) -> tuple[str, t.Any]:
         result = fn()
     except Exception as e:  # noqa: BLE001 - the type is the outcome
         return "error", e
-    # repr: NaN from the json fallback never compares equal to itself
-    return "ok", repr(_normalise(result))
+    # repr: NaN from the json fallback never compares equal to itself.  A result
+    # nested close to the recursion limit must still be comparable: lift it.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20_000))
+    try:
+        return "ok", repr(_normalise(result))
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _frames_for(case: Case, frames: list[bytes]) -> list:

@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 import zmq
+from jupyter_client import jsonutil
+from jupyter_client import session as jc_session
 from regressions.hostile_oracle import Case, check, jc_session_class, make_session, socket_pair
 
 CORPUS = sorted((Path(__file__).parent / "corpus").iterdir())
+
+
+@pytest.fixture(autouse=True)
+def real_extract_dates(monkeypatch):
+    """Importing ipyparallel (other tests do) swaps in a no-op: test the real thing."""
+    monkeypatch.setattr(jc_session, "extract_dates", jsonutil.extract_dates)
 
 
 @pytest.fixture(scope="module")
