@@ -168,7 +168,7 @@ class Session(jc_session.Session):
             track = False  # ZMQStreams and duck-typed sockets cannot track
         if isinstance(stream, zmq.asyncio.Socket):
             stream = zmq.Socket.shadow(stream.underlying)
-        if isinstance(msg_or_type, Message | dict):
+        if isinstance(msg_or_type, (Message, dict)):  # a tuple: no union built per call
             msg = msg_or_type
             buffers = buffers or msg.get("buffers", [])
         else:
@@ -182,24 +182,29 @@ class Session(jc_session.Session):
             msg = adapt(msg, self.adapt_version)
         to_send = self._kw.serialize(msg, ident)
         to_send.extend(buffers)
-        longest = max([len(s) for s in to_send])
-        copy = longest < self.copy_threshold
-        # only really track when we are doing zero-copy buffers
-        tracking = bool(stream and buffers and track and not copy)
         try:
             zmqio = self._zmqio_module
         except AttributeError:  # the class does not name its zmq I/O module yet
             from ._io import zmqio
         if stream and zmqio.supports(stream):
-            # one call; frames of copy_threshold bytes or more go zero-copy
-            tracker = zmqio.send_frames(stream, to_send, self.copy_threshold, tracking)
-        elif tracking:
-            tracker = stream.send_multipart(to_send, copy=False, track=True)
-        elif stream:
-            tracker = DONE
-            stream.send_multipart(to_send, copy=copy)
+            # one call; frames of copy_threshold bytes or more go zero-copy, and
+            # a tracker only when jupyter_client would track (zero-copy buffers)
+            copy_threshold = self.copy_threshold
+            tracking = bool(
+                buffers and track and max([len(s) for s in to_send]) >= copy_threshold
+            )
+            tracker = zmqio.send_frames(stream, to_send, copy_threshold, tracking)
         else:
-            tracker = DONE
+            longest = max([len(s) for s in to_send])
+            copy = longest < self.copy_threshold
+            if stream and buffers and track and not copy:
+                # only really track when we are doing zero-copy buffers
+                tracker = stream.send_multipart(to_send, copy=False, track=True)
+            elif stream:
+                tracker = DONE
+                stream.send_multipart(to_send, copy=copy)
+            else:
+                tracker = DONE
         if self.debug:
             pprint.pprint(msg)  # noqa: T203
             pprint.pprint(to_send)  # noqa: T203
