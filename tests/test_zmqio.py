@@ -246,3 +246,24 @@ def test_compiled_module_exports_its_c_api():
     is_valid = ctypes.pythonapi.PyCapsule_IsValid
     is_valid.argtypes = [ctypes.py_object, ctypes.c_char_p]
     assert is_valid(compiled.C_API, b"kernelwire._zmqio.C_API") == 1
+
+
+def test_released_buffers_are_dropped_without_another_zmq_call(pair):
+    compiled = ZMQIO.get("cython")
+    if compiled is None or not compiled.raw_path_available:
+        pytest.skip("the raw C path is not available")
+    import time
+    import weakref
+
+    sender, receiver = pair("tcp")
+    array = np.zeros(100_000)
+    ref = weakref.ref(array)
+    compiled.send_frames(sender, [array], 1000, False)
+    del array
+    compiled.recv_frames(receiver, 0, True)
+    # only Python bytecode from here: the pending call scheduled by libzmq's
+    # free callback must drop the buffer
+    deadline = time.monotonic() + 10
+    while ref() is not None and time.monotonic() < deadline:
+        sum(range(1000))
+    assert ref() is None
