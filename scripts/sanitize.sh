@@ -84,6 +84,11 @@ elif [ "${cc##*/}" = clang ] || [[ "${cc##*/}" == clang-* ]]; then
 else
     runtime=$("$cc" -print-file-name=libasan.so)
 fi
+# C++ extensions (matplotlib's, say) throw exceptions: ASan's __cxa_throw
+# interceptor needs the real one loaded at start-up, which a C program like
+# python does not do by itself.
+cxx_runtime=$("$cc" -print-file-name=libstdc++.so.6 2>/dev/null || true)
+case "$cxx_runtime" in /*) runtime="$runtime:$cxx_runtime" ;; esac
 cat >"$scratch/env.sh" <<EOF
 export LD_PRELOAD="$runtime"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:allocator_may_return_null=1"
