@@ -72,9 +72,12 @@ cdef object ZMQError = zmq.ZMQError
 
 def _load() -> str | None:
     """Find libzmq in pyzmq's extension; the reason it failed, or None."""
-    import zmq.backend.cython._zmq as pyzmq_ext
+    try:
+        import zmq.backend.cython._zmq as pyzmq_ext
 
-    path = pyzmq_ext.__file__.encode()
+        path = pyzmq_ext.__file__.encode()
+    except (ImportError, AttributeError, TypeError) as e:  # e.g. pyzmq's CFFI backend
+        return f"pyzmq's Cython backend is not there ({e})"
     cdef const char *failure = kw_zmq_load(path)
     return None if failure == NULL else failure.decode()
 

@@ -107,15 +107,20 @@ typedef struct kw_node {
 #define KW_ATOMIC_LOAD(p) __atomic_load_n((p), __ATOMIC_SEQ_CST)
 #define KW_ATOMIC_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_SEQ_CST)
 #define KW_ATOMIC_ADD(p, v) __atomic_add_fetch((p), (v), __ATOMIC_SEQ_CST)
-#define KW_ATOMIC_XCHG(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#define KW_XCHG_NODE(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
+#define KW_XCHG_INT(p, v) __atomic_exchange_n((p), (v), __ATOMIC_SEQ_CST)
 #define KW_ATOMIC_CAS(p, expected, v) \
     __atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)
-#else /* never used without the raw path; plain stand-ins keep it compiling */
+#else
+/* Without the raw path libzmq never calls kw_free_callback and nothing here
+ * runs concurrently: plain, correctly typed stand-ins keep it compiling. */
 #define KW_ATOMIC_LOAD(p) (*(p))
 #define KW_ATOMIC_STORE(p, v) (*(p) = (v))
 #define KW_ATOMIC_ADD(p, v) (*(p) += (v))
-#define KW_ATOMIC_XCHG(p, v) kw_plain_xchg((void **)(p), (v))
-static void *kw_plain_xchg(void **p, void *v) { void *old = *p; *p = v; return old; }
+#define KW_XCHG_NODE(p, v) kw_plain_xchg_node((p), (v))
+#define KW_XCHG_INT(p, v) kw_plain_xchg_int((p), (v))
+static kw_node *kw_plain_xchg_node(kw_node **p, kw_node *v) { kw_node *old = *p; *p = v; return old; }
+static int kw_plain_xchg_int(int *p, int v) { int old = *p; *p = v; return old; }
 #define KW_ATOMIC_CAS(p, expected, v) (*(p) = (v), 1)
 #endif
 
@@ -129,7 +134,7 @@ static long long kw_nodes_released; /* statistics (GIL) */
 /* Drop the Python side of every node libzmq released.  GIL held. */
 static Py_ssize_t kw_drain(void)
 {
-    kw_node *node = (kw_node *)KW_ATOMIC_XCHG(&kw_released, (kw_node *)NULL);
+    kw_node *node = KW_XCHG_NODE(&kw_released, (kw_node *)NULL);
     Py_ssize_t n = 0;
     while (node != NULL) {
         kw_node *next = node->next;
@@ -176,7 +181,7 @@ static void kw_free_callback(void *data, void *hint)
     do {
         node->next = head;
     } while (!KW_ATOMIC_CAS(&kw_released, &head, node));
-    if (!KW_ATOMIC_LOAD(&kw_shutting_down) && !KW_ATOMIC_XCHG(&kw_drain_scheduled, 1)) {
+    if (!KW_ATOMIC_LOAD(&kw_shutting_down) && !KW_XCHG_INT(&kw_drain_scheduled, 1)) {
         if (Py_AddPendingCall(kw_drain_pending, NULL) != 0) {
             KW_ATOMIC_STORE(&kw_drain_scheduled, 0); /* the next send/recv drains */
         }
