@@ -173,7 +173,8 @@ def check_compiled_wheel(tools: Path, sdist: Path, work: Path) -> Path:
         module, *needed = line.split()
         bad = [lib for lib in needed if lib.startswith(FORBIDDEN_NEEDED)]
         check(not bad, f"{module} links {bad}: it must use the copies already loaded")
-    print(f"wheel {wheel.name}: {len(names)} files, extensions {extension_modules(names)}")
+    print(f"wheel {wheel.name}: {len(names)} files, {wheel.stat().st_size} bytes, "
+          f"extensions {extension_modules(names)}")
     return wheel
 
 
