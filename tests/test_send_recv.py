@@ -135,7 +135,8 @@ def test_tcp_256mb_peak_rss_shows_no_copy(zmqio, tmp_path):
         print(rss() - before)
         ctx.destroy(linger=0)
     """)
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )

@@ -176,7 +176,8 @@ def test_tracked_pyzmq_frame_still_tracks(zmqio, pair):
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(__file__))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(__file__), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=env, capture_output=True, text=True, timeout=60,
