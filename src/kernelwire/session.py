@@ -253,10 +253,8 @@ class Session(jc_session.Session):
         except AttributeError:  # the class does not name its zmq I/O module yet
             from ._io import zmqio
         try:
-            if zmqio.supports(socket):
-                msg_list = zmqio.recv_frames(socket, mode, copy)
-            else:
-                msg_list = socket.recv_multipart(mode, copy=copy)
+            # one call; anything but a plain pyzmq socket gets its own recv_multipart
+            msg_list = zmqio.recv_frames(socket, mode, copy)
         except zmq.ZMQError as e:
             if e.errno == zmq.EAGAIN:
                 return None, None
