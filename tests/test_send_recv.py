@@ -387,3 +387,15 @@ def test_interoperates_with_jupyter_client(session, pair):
     _, msg = upstream.recv(receiver, mode=0, copy=False)
     assert msg["content"] == {"b": 2}
     assert np.array_equal(np.frombuffer(msg["buffers"][0], dtype=int), np.arange(10**5))
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_ipykernel_inprocess_dummy_socket(session, copy):
+    from ipykernel.inprocess.socket import DummySocket
+
+    dummy = DummySocket(context=zmq.Context.instance())
+    session.send(dummy, "inprocess", content={"z": 26}, buffers=[np.arange(10**5)])
+    _, msg = session.recv(dummy, copy=copy)
+    assert msg["content"] == {"z": 26}
+    assert np.array_equal(np.frombuffer(msg["buffers"][0], dtype=int), np.arange(10**5))
+    assert dummy.queue.empty()
