@@ -12,10 +12,12 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 
 ctypedef object (*send_frames_fn)(object socket, list frames, Py_ssize_t copy_threshold, bint track, int flags)
 ctypedef list (*recv_frames_fn)(object socket, int flags, bint copy)
+ctypedef bint (*supports_fn)(object socket) noexcept
 
 ctypedef struct ZmqioCAPI:
-    send_frames_fn send_frames
-    recv_frames_fn recv_frames
+    send_frames_fn send_frames  # falls back to socket.send_multipart by itself
+    recv_frames_fn recv_frames  # falls back to socket.recv_multipart by itself
+    supports_fn supports        # True when the raw C path takes this socket
 
 cdef inline ZmqioCAPI *import_zmqio() except NULL:
     from kernelwire import _zmqio

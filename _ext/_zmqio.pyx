@@ -91,9 +91,13 @@ if RAW:
     atexit.register(lambda: kw_shutdown())
 
 
+cdef bint supports_c(object socket) noexcept:
+    return RAW and type(socket) is SyncSocket
+
+
 def supports(socket) -> bool:
     """True when send_frames/recv_frames take the raw C path for this socket."""
-    return RAW and type(socket) is SyncSocket
+    return supports_c(socket)
 
 
 def stats() -> tuple[int, int]:
@@ -402,5 +406,6 @@ def recv_frames(socket, flags: int = 0, copy: bool = True) -> list:
 cdef ZmqioCAPI c_api
 c_api.send_frames = send_frames_c
 c_api.recv_frames = recv_frames_c
+c_api.supports = supports_c
 #: send_frames_c / recv_frames_c for other compiled modules (see _zmqio.pxd)
 C_API = PyCapsule_New(&c_api, b"kernelwire._zmqio.C_API", NULL)
