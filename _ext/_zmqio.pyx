@@ -262,7 +262,7 @@ cdef object send_frames_c(object socket, list frames, Py_ssize_t copy_threshold,
             acquired += 1
         for i in range(n):
             frame_flags = flags | SNDMORE if i < n - 1 else flags
-            if views[i].len >= copy_threshold:
+            if views[i].len >= copy_threshold and views[i].len > 0:  # empty: nothing to share
                 send_zero_copy(handle, &views[i], track_state, frame_flags)
             else:
                 send_copy(handle, views[i].buf, <size_t>views[i].len, frame_flags)

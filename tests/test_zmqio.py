@@ -268,3 +268,22 @@ def test_released_buffers_are_dropped_without_another_zmq_call(pair):
     while ref() is not None and time.monotonic() < deadline:
         sum(range(1000))
     assert ref() is None
+
+
+def test_threshold_zero_sends_everything_and_releases_everything(zmqio, pair):
+    import gc
+    import time
+    import weakref
+
+    sender, receiver = pair("tcp")
+    array = np.arange(1000)
+    ref = weakref.ref(array)
+    tracker = zmqio.send_frames(sender, [b"", bytearray(), array], 0, True)
+    assert zmqio.recv_frames(receiver, 0, True) == [b"", b"", array.tobytes()]
+    del array
+    tracker.wait(5)
+    deadline = time.monotonic() + 5
+    while ref() is not None and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    assert ref() is None
