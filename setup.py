@@ -46,11 +46,14 @@ def extensions():
         print("kernelwire: Cython not available; installing the pure-Python core", file=sys.stderr)
         return []
     compile_args = [] if sys.platform == "win32" else ["-O3"]
+    # dlopen/dlsym live in libdl before glibc 2.34
+    link_libs = ["dl"] if sys.platform.startswith("linux") else []
     ext = Extension(
         "kernelwire._ccore",
         sources=["_ext/_ccore.pyx"],
         include_dirs=["_ext"],
         extra_compile_args=compile_args,
+        libraries=link_libs,
     )
     # send/recv on pyzmq's own libzmq, looked up at import: no zmq.h, no -lzmq
     zmqio = Extension(
@@ -58,6 +61,7 @@ def extensions():
         sources=["_ext/_zmqio.pyx"],
         include_dirs=["_ext"],
         extra_compile_args=compile_args,
+        libraries=link_libs,
     )
     return cythonize(
         [ext, zmqio],

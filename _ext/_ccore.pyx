@@ -211,9 +211,11 @@ def parse_date(s):
     return _parse_date(s)
 
 
-# Deeper nesting raises RecursionError, as the recursive Python original does
-# (counted here: the C stack must never be the limit).
-cdef int _MAX_NESTING = 1000
+# Containers inside a header are handed to jupyter_client's own (Python)
+# extract_dates: real headers are flat, and deep nesting then hits the
+# RecursionError at (nearly) the depth jupyter_client always did, spending
+# Python frames as it does. The C stack never grows.
+cdef int _COMPILED_NESTING = 1
 
 
 cdef object _extract_dates(object obj, int depth=0):
@@ -223,8 +225,8 @@ cdef object _extract_dates(object obj, int depth=0):
     cdef PyObject *value
     if PyUnicode_CheckExact(obj):
         return _parse_date(<str>obj)
-    if depth >= _MAX_NESTING and isinstance(obj, (dict, list, tuple)):
-        raise RecursionError("maximum recursion depth exceeded while extracting dates")
+    if depth >= _COMPILED_NESTING:
+        return _original_extract_dates(obj)
     if PyDict_CheckExact(obj):
         # a copy keeps the keys and their order; only values that change are set
         new = PyDict_Copy(obj)
@@ -375,6 +377,10 @@ cdef class SessionCore:
     cdef public set digest_history
     cdef public Py_ssize_t digest_history_size
     cdef public bint debug
+    cdef public bint check_pid
+    cdef public long pid
+    cdef public object adapt_version
+    cdef public Py_ssize_t copy_threshold
     cdef object _session
     cdef str _id_prefix          # f"{session}_{pid}_", rebuilt when either changes
     cdef long _id_prefix_pid
@@ -400,6 +406,9 @@ cdef class SessionCore:
         self.metadata = {}
         self.digest_history = set()
         self.digest_history_size = 2 ** 16
+        self.check_pid = True
+        self.adapt_version = 0
+        self.copy_threshold = 2 ** 16
         self._pack = jc_session.json_packer
         self._unpack = jc_session.json_unpacker
 

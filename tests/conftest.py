@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from jupyter_client import jsonutil
+from jupyter_client import session as jc_session
 
 from kernelwire import _core, _pycore
 from kernelwire.session import Session
@@ -45,6 +47,18 @@ def core_module(impl: str):
     from kernelwire import _ccore
 
     return _ccore
+
+
+@pytest.fixture(autouse=True)
+def _jupyter_client_parses_dates():
+    """Undo ipyparallel's import-time no-op of jupyter_client's extract_dates.
+
+    Importing ipyparallel's client (any cluster test, even at collection)
+    replaces ``jupyter_client.session.extract_dates`` for the whole process;
+    every test starts from jupyter_client's real behaviour instead.
+    """
+    jc_session.extract_dates = jsonutil.extract_dates
+    yield
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)

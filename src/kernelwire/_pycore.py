@@ -158,6 +158,10 @@ class SessionCore:
         self.digest_history: set = set()
         self.digest_history_size = 2**16
         self.debug = False
+        self.check_pid = True
+        self.pid = 0
+        self.adapt_version = 0
+        self.copy_threshold = 2**16
         self._counter = itertools.count()
         self._fast_pack: t.Callable | None = None
         self._json_family = False

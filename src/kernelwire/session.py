@@ -41,6 +41,10 @@ _CORE_TRAITS = (
     "digest_history",
     "digest_history_size",
     "debug",
+    "check_pid",
+    "pid",
+    "adapt_version",
+    "copy_threshold",
 )
 
 
@@ -82,6 +86,10 @@ class Session(jc_session.Session):
         kw.digest_history = self.digest_history
         kw.digest_history_size = self.digest_history_size
         kw.debug = self.debug
+        kw.check_pid = self.check_pid
+        kw.pid = self.pid
+        kw.adapt_version = self.adapt_version
+        kw.copy_threshold = self.copy_threshold
 
     # -- message ids and headers ----------------------------------------------
 

@@ -7,8 +7,8 @@ comprehension) on Python < 3.12, so it rejects lists half as deep as dicts.
 The pure core used a dict comprehension (two frames per dict level) and
 rejected dicts jupyter_client accepts; fixed by looping as jupyter_client
 does.  The compiled core counted every level alike against a fixed limit;
-the fix proposed for it hands anything nested deeper than a small bound to
-jupyter_client's own extract_dates.
+it now hands anything nested deeper than a small bound to jupyter_client's
+own extract_dates.
 """
 
 from __future__ import annotations
@@ -27,17 +27,9 @@ def nested(kind: str, depth: int) -> str:
 
 @pytest.mark.parametrize("kind", ["dict", "list"])
 @pytest.mark.parametrize("at", [1, 2], ids=["header", "parent_header"])
-def test_nesting_verdict_matches_jupyter_client(request, monkeypatch, impl, Session_, kind, at):
+def test_nesting_verdict_matches_jupyter_client(monkeypatch, impl, Session_, kind, at):
     # importing ipyparallel (other tests do) swaps in a no-op: put the original back
     monkeypatch.setattr(jc_session, "extract_dates", jsonutil.extract_dates)
-    if impl == "cython":
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="compiled _extract_dates counts nesting unlike jupyter_client "
-                "(fix proposed: defer deep objects to jsonutil.extract_dates)",
-                strict=False,
-            )
-        )
     ours, theirs = make_session(Session_, 0), make_session(jc_session_class(), 0)
     verdicts = set()
     for depth in range(100, 1001, 50):
