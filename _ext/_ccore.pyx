@@ -13,6 +13,8 @@ import itertools
 import os
 import pprint
 import random
+
+from traitlets.log import get_logger
 from hmac import compare_digest
 
 from jupyter_client import jsonutil
@@ -31,6 +33,7 @@ from kernelwire._protocol import (
 )
 
 cimport cython
+from _zmqio cimport ZmqioCAPI, import_zmqio
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.datetime cimport datetime_new, import_datetime
 from cpython.dict cimport PyDict_CheckExact, PyDict_Copy, PyDict_GetItem, PyDict_Next, PyDict_Size
@@ -812,7 +815,103 @@ def session_feed_identities(self, msg_list, copy=True):
     return feed_identities(msg_list, copy)
 
 
+# -- sending and receiving a whole message ---------------------------------------
+
+cdef ZmqioCAPI *_zmqio_api = NULL
+cdef object _compiled_zmqio = None  # the module, once loaded
+cdef bint _zmqio_missing = False
+cdef object _SyncSocket = _zmq.Socket
+cdef object _Message = jc_session.Message
+cdef object _DONE = jc_session.DONE
+cdef int _NOBLOCK = _zmq.NOBLOCK
+cdef int _EAGAIN = _zmq.EAGAIN
+cdef object _ZMQError = _zmq.ZMQError
+
+
+cdef ZmqioCAPI *_zmqio_capi(session) except? NULL:
+    """kernelwire._zmqio's C entry points, if ``session``'s class runs on them."""
+    global _zmqio_api, _compiled_zmqio, _zmqio_missing
+    if _zmqio_api is NULL:
+        if _zmqio_missing:
+            return NULL
+        try:
+            _zmqio_api = import_zmqio()
+        except ImportError:
+            _zmqio_missing = True
+            return NULL
+        from kernelwire import _zmqio
+        _compiled_zmqio = _zmqio
+        register_frame_type(_zmqio.ReceivedFrame)
+    if type(session)._zmqio_module is not _compiled_zmqio:
+        return NULL  # a class pinned to the pure twin
+    return _zmqio_api
+
+
+@cython.binding(True)
+def session_send(self, stream, msg_or_type, content=None, parent=None, ident=None,
+                 buffers=None, track=False, header=None, metadata=None):
+    """Build, sign and send a message; returns it with ``msg["tracker"]`` set.
+
+    For a plain pyzmq socket everything (message, signature, every frame on
+    the wire) happens in this one compiled call; anything else takes
+    Session's Python path (``_send_generic``).
+    """
+    cdef SessionCore kw = <SessionCore?>self._kw
+    cdef ZmqioCAPI *api = _zmqio_capi(self)
+    cdef Py_ssize_t longest = 0
+    cdef bint tracking = False
+    if api is NULL or type(stream) is not _SyncSocket or not api.supports(stream):
+        return self._send_generic(stream, msg_or_type, content, parent, ident,
+                                  buffers, track, header, metadata)
+    if isinstance(msg_or_type, (_Message, dict)):
+        msg = msg_or_type
+        buffers = buffers or msg.get("buffers", [])
+    else:
+        msg = kw.msg(msg_or_type, content, parent, header, metadata)
+    if kw.check_pid and _pid != kw.pid:
+        get_logger().warning("WARNING: attempted to send message from fork\n%s", msg)
+        return None
+    if buffers is None:
+        buffers = []
+    if buffers:
+        check_buffers(buffers)
+    if kw.adapt_version:
+        msg = _adapt(msg, kw.adapt_version)
+    cdef list to_send = kw.serialize(msg, ident)
+    if buffers:
+        to_send.extend(buffers)
+        if track:
+            # jupyter_client tracks only when the message goes zero-copy
+            longest = max([len(f) for f in to_send])
+            tracking = longest >= kw.copy_threshold
+    tracker = api.send_frames(stream, to_send, kw.copy_threshold, tracking, 0)
+    if kw.debug:
+        pprint.pprint(msg)
+        pprint.pprint(to_send)
+        pprint.pprint(buffers)
+    msg["tracker"] = tracker
+    return msg
+
+
+@cython.binding(True)
+def session_recv(self, socket, mode=_zmq.NOBLOCK, content=True, copy=True):
+    """Receive and unpack a message: ``(idents, msg)``, or ``(None, None)`` if none waits."""
+    cdef ZmqioCAPI *api = _zmqio_capi(self)
+    if api is NULL or type(socket) is not _SyncSocket or not api.supports(socket):
+        return self._recv_generic(socket, mode, content, copy)
+    try:
+        msg_list = api.recv_frames(socket, mode, copy)
+    except _ZMQError as e:
+        if e.errno == _EAGAIN:
+            return None, None
+        raise
+    idents, msg_list = feed_identities(msg_list, copy)
+    return idents, self.deserialize(msg_list, content=content, copy=copy)
+
+
 SESSION_METHODS = {
+    "send": session_send,
+    "recv": session_recv,
     "msg": session_msg,
     "msg_header": session_msg_header,
     "sign": session_sign,

@@ -24,6 +24,7 @@ from zmq.eventloop.zmqstream import ZMQStream
 
 from . import _process
 from ._core import core as _selected_core
+from ._io import zmqio as _selected_zmqio
 
 DONE = jc_session.DONE
 Message = jc_session.Message
@@ -57,6 +58,8 @@ class Session(jc_session.Session):
 
     #: the core module this class runs on (tests pin the pure one on a subclass)
     _core_module: t.ClassVar[ModuleType] = _selected_core
+    #: how whole messages go over zmq: compiled ``_zmqio`` or the pure ``_pyzmqio``
+    _zmqio_module: t.ClassVar[ModuleType] = _selected_zmqio
 
     def __init_subclass__(cls, **kwargs: t.Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -190,10 +193,7 @@ class Session(jc_session.Session):
             msg = adapt(msg, self.adapt_version)
         to_send = self._kw.serialize(msg, ident)
         to_send.extend(buffers)
-        try:
-            zmqio = self._zmqio_module
-        except AttributeError:  # the class does not name its zmq I/O module yet
-            from ._io import zmqio
+        zmqio = self._zmqio_module
         if stream and zmqio.supports(stream):
             # one call; frames of copy_threshold bytes or more go zero-copy, and
             # a tracker only when jupyter_client would track (zero-copy buffers)
@@ -220,6 +220,9 @@ class Session(jc_session.Session):
         msg["tracker"] = tracker
         return msg
 
+    # the compiled core's send takes this path for anything but a plain pyzmq socket
+    _send_generic = send
+
     def send_raw(
         self,
         stream: zmq.sugar.socket.Socket,
@@ -233,10 +236,7 @@ class Session(jc_session.Session):
         to_send.extend(msg_list)
         if isinstance(stream, zmq.asyncio.Socket):
             stream = zmq.Socket.shadow(stream.underlying)
-        try:
-            zmqio = self._zmqio_module
-        except AttributeError:  # the class does not name its zmq I/O module yet
-            from ._io import zmqio
+        zmqio = self._zmqio_module
         if zmqio.supports(stream):
             # copy=True copies every frame, as pyzmq would
             threshold = (1 << 62) if copy else self.copy_threshold
@@ -256,10 +256,7 @@ class Session(jc_session.Session):
             socket = socket.socket
         if isinstance(socket, zmq.asyncio.Socket):
             socket = zmq.Socket.shadow(socket.underlying)
-        try:
-            zmqio = self._zmqio_module
-        except AttributeError:  # the class does not name its zmq I/O module yet
-            from ._io import zmqio
+        zmqio = self._zmqio_module
         try:
             # one call; anything but a plain pyzmq socket gets its own recv_multipart
             msg_list = zmqio.recv_frames(socket, mode, copy)
@@ -270,12 +267,17 @@ class Session(jc_session.Session):
         idents, msg_list = self._core_module.feed_identities(msg_list, copy)
         return idents, self.deserialize(msg_list, content=content, copy=copy)
 
+    # the compiled core's recv takes this path for anything but a plain pyzmq socket
+    _recv_generic = recv
+
 
 # Session's thin per-message wrappers; a compiled core replaces them with
 # functions of its own that skip the Python frame (SESSION_METHODS).
 _PYTHON_WRAPPERS = {
     name: Session.__dict__[name]
-    for name in ("msg", "msg_header", "sign", "serialize", "deserialize", "feed_identities")
+    for name in (
+        "msg", "msg_header", "sign", "serialize", "deserialize", "feed_identities", "send", "recv"
+    )
 }
 _CORE_FUNCTIONS = {id(fn) for fn in _PYTHON_WRAPPERS.values()}
 
