@@ -906,6 +906,8 @@ def session_recv(self, socket, mode=_zmq.NOBLOCK, content=True, copy=True):
             return None, None
         raise
     idents, msg_list = feed_identities(msg_list, copy)
+    if type(self).deserialize is session_deserialize:  # not overridden: skip a call
+        return idents, (<SessionCore?>self._kw).deserialize(msg_list, content, copy)
     return idents, self.deserialize(msg_list, content=content, copy=copy)
 
 
