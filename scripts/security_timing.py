@@ -84,7 +84,8 @@ def comparison_timing(Session, reps: int) -> None:
         for name, s in variants.items():
             samples[name] += time_rejections(session, [s] + frames[1:], reps // 5, rounds=8)
     fast = getattr(session._kw, "compiled_hmac", False)
-    print(f"signature comparison ({'compiled HMAC + kw_ct_equal' if fast else 'hmac.compare_digest'}):")
+    path = "compiled HMAC + kw_ct_equal" if fast else "hmac.compare_digest"
+    print(f"signature comparison ({path}):")
     for name, values in samples.items():
         print(f"  wrong at {name:>6}: median {statistics.median(values):8.1f} ns/verify")
     diff = statistics.median(samples["last"]) - statistics.median(samples["first"])

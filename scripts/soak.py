@@ -144,10 +144,14 @@ def main() -> int:
         time.sleep(0.01)
     extra = sys.getrefcount(shared) - baseline
     unreleased = sum(r() is not None for r in refs)
-    line = f"zero-copy buffers: shared buffer extra refs {extra}, sampled buffers unreleased {unreleased}/{len(refs)}"
+    line = (
+        f"zero-copy buffers: shared buffer extra refs {extra}, "
+        f"sampled buffers unreleased {unreleased}/{len(refs)}"
+    )
     if before is not None:
         created, released = zmqio.stats()
-        line += f"; zmqio frames handed over {created - before[0]:,}, released {released - before[1]:,}"
+        handed, back = created - before[0], released - before[1]
+        line += f"; zmqio frames handed over {handed:,}, released {back:,}"
         if created - before[0] != released - before[1]:
             failures.append("zmqio counters")
     print(line)

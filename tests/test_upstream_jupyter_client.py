@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _upstream import upstream_file
 from conftest import IMPLEMENTATIONS
 
