@@ -738,8 +738,35 @@ cdef class SessionCore:
         to_send.append(self.sign(msg_list[0:4]))
         return to_send
 
+    cdef bint _verify_frames(self, signature, msg_list) except -1:
+        """_verify over msg_list[1:5], without building the slice when it can."""
+        cdef unsigned char digest[64]
+        cdef char hexed[128]
+        cdef kw_hash_state state
+        cdef Py_ssize_t i, n, stop
+        if not (self._fast_ok and PyBytes_CheckExact(signature) and PyList_CheckExact(msg_list)):
+            return self._verify(signature, msg_list[1:5])
+        stop = min(PyList_GET_SIZE(msg_list), 5)
+        for i in range(1, stop):
+            if not PyBytes_CheckExact(<object>PyList_GET_ITEM(msg_list, i)) \
+                    or PyBytes_GET_SIZE(<object>PyList_GET_ITEM(msg_list, i)) >= _NOGIL_HASH_BYTES:
+                return self._verify(signature, msg_list[1:5])
+        memcpy(&state, &self._fast.inner, sizeof(kw_hash_state))
+        for i in range(1, stop):
+            frame = <object>PyList_GET_ITEM(msg_list, i)
+            kw_hmac_absorb(&self._fast, &state, PyBytes_AS_STRING(frame),
+                           <size_t>PyBytes_GET_SIZE(frame))
+        if not kw_hmac_finish(&self._fast, &state, digest):
+            raise RuntimeError("HMAC computation failed")
+        n = <Py_ssize_t>self._fast.digest_size
+        # the length is public (the scheme fixes it): check it before comparing
+        if PyBytes_GET_SIZE(signature) != 2 * n:
+            return False
+        kw_hexlify(digest, n, hexed)
+        return kw_ct_equal(<const unsigned char *>PyBytes_AS_STRING(signature),
+                           <const unsigned char *>hexed, 2 * n)
+
     cpdef dict deserialize(self, msg_list, bint content=True, bint copy=True):
-        cdef dict message = {}
         if not copy:
             # the first frames are small: take them as bytes, as jupyter_client does
             msg_list = [_frame_bytes(m) for m in msg_list[:_MIN_FRAMES]] + msg_list[_MIN_FRAMES:]
@@ -752,21 +779,32 @@ cdef class SessionCore:
             if content:
                 # only a real read is recorded; a peek must not poison the history
                 self.add_digest(signature)
-            if not self._verify(signature, msg_list[1:5]):
+            if not self._verify_frames(signature, msg_list):
                 raise ValueError("Invalid Signature: %r" % signature)
-        if not len(msg_list) >= _MIN_FRAMES:
+        cdef Py_ssize_t n_frames = len(msg_list)
+        if not n_frames >= _MIN_FRAMES:
             raise TypeError("malformed message, must have at least %i elements" % _MIN_FRAMES)
         extract = _jc_session_dict["extract_dates"]  # ipyparallel replaces it: look up per call
         cdef bint fast_dates = extract is _original_extract_dates
+        # evaluated in jupyter_client's order, so the same error surfaces first
         header = self._unpack_part(msg_list[1])
-        message["header"] = _extract_dates(header) if fast_dates else extract(header)
-        message["msg_id"] = header["msg_id"]
-        message["msg_type"] = header["msg_type"]
+        header_out = _extract_dates(header) if fast_dates else extract(header)
+        msg_id = header["msg_id"]
+        msg_type = header["msg_type"]
         parent = self._unpack_part(msg_list[2])
-        message["parent_header"] = _extract_dates(parent) if fast_dates else extract(parent)
-        message["metadata"] = self._unpack_part(msg_list[3])
-        message["content"] = self._unpack_part(msg_list[4]) if content else msg_list[4]
-        message["buffers"] = as_buffers(msg_list[5:]) if len(msg_list) > _MIN_FRAMES else []
+        parent_out = _extract_dates(parent) if fast_dates else extract(parent)
+        metadata = self._unpack_part(msg_list[3])
+        body = self._unpack_part(msg_list[4]) if content else msg_list[4]
+        buffers = as_buffers(msg_list[5:]) if n_frames > _MIN_FRAMES else []
+        cdef dict message = {
+            "header": header_out,
+            "msg_id": msg_id,
+            "msg_type": msg_type,
+            "parent_header": parent_out,
+            "metadata": metadata,
+            "content": body,
+            "buffers": buffers,
+        }
         if self.debug:
             pprint.pprint(message)
         return adapt(message)
