@@ -48,23 +48,20 @@ def extensions():
     compile_args = [] if sys.platform == "win32" else ["-O3"]
     # dlopen/dlsym live in libdl before glibc 2.34
     link_libs = ["dl"] if sys.platform.startswith("linux") else []
-    ext = Extension(
-        "kernelwire._ccore",
-        sources=["_ext/_ccore.pyx"],
-        include_dirs=["_ext"],
-        extra_compile_args=compile_args,
-        libraries=link_libs,
-    )
-    # send/recv on pyzmq's own libzmq, looked up at import: no zmq.h, no -lzmq
-    zmqio = Extension(
-        "kernelwire._zmqio",
-        sources=["_ext/_zmqio.pyx"],
-        include_dirs=["_ext"],
-        extra_compile_args=compile_args,
-        libraries=link_libs,
-    )
+
+    def compiled(name):
+        return Extension(
+            f"kernelwire.{name}",
+            sources=[f"_ext/{name}.pyx"],
+            include_dirs=["_ext"],
+            extra_compile_args=compile_args,
+            libraries=link_libs,
+        )
+
+    # _ccore: the per-message work; _zmqio: send/recv on pyzmq's own libzmq,
+    # looked up at import (no zmq.h, no -lzmq)
     return cythonize(
-        [ext, zmqio],
+        [compiled("_ccore"), compiled("_zmqio")],
         # bounds checks stay on: the core reads untrusted messages
         compiler_directives={"language_level": 3},
     )

@@ -6,21 +6,22 @@ falls back to it.  Both expose the same names (see _pycore).
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
 from . import _pycore
 
 
-def _select() -> ModuleType:
+def select(compiled: str, pure: ModuleType) -> ModuleType:
+    """The compiled module ``kernelwire.<compiled>``, or ``pure`` when forced or missing."""
     if os.environ.get("KERNELWIRE_PURE", "") not in ("", "0"):
-        return _pycore
+        return pure
     try:
-        from . import _ccore
+        return importlib.import_module(f"kernelwire.{compiled}")
     except ImportError:
-        return _pycore
-    return _ccore
+        return pure
 
 
-core: ModuleType = _select()
+core: ModuleType = select("_ccore", _pycore)
 implementation: str = core.IMPLEMENTATION
