@@ -627,17 +627,20 @@ cdef class SessionCore:
     cdef bint _verify(self, signature, parts) except -1:
         """Constant-time check of a signature against the frames it claims to sign."""
         cdef unsigned char digest[64]
-        cdef char hexed[128]
-        cdef Py_ssize_t n
         if PyBytes_CheckExact(signature) and self._fast_digest(parts, digest):
-            n = <Py_ssize_t>self._fast.digest_size
-            # the length is public (the scheme fixes it): check it before comparing
-            if PyBytes_GET_SIZE(signature) != 2 * n:
-                return False
-            kw_hexlify(digest, n, hexed)
-            return kw_ct_equal(<const unsigned char *>PyBytes_AS_STRING(signature),
-                               <const unsigned char *>hexed, 2 * n)
+            return self._digest_matches(signature, digest)
         return compare_digest(signature, self.sign(parts))
+
+    cdef bint _digest_matches(self, bytes signature, const unsigned char *digest):
+        """Does the hex signature spell the compiled HMAC's digest? Constant time."""
+        cdef char hexed[128]
+        cdef Py_ssize_t n = <Py_ssize_t>self._fast.digest_size
+        # the length is public (the scheme fixes it): check it before comparing
+        if PyBytes_GET_SIZE(signature) != 2 * n:
+            return False
+        kw_hexlify(digest, n, hexed)
+        return kw_ct_equal(<const unsigned char *>PyBytes_AS_STRING(signature),
+                           <const unsigned char *>hexed, 2 * n)
 
     # -- replay history ----------------------------------------------------
 
@@ -741,9 +744,8 @@ cdef class SessionCore:
     cdef bint _verify_frames(self, signature, msg_list) except -1:
         """_verify over msg_list[1:5], without building the slice when it can."""
         cdef unsigned char digest[64]
-        cdef char hexed[128]
         cdef kw_hash_state state
-        cdef Py_ssize_t i, n, stop
+        cdef Py_ssize_t i, stop
         if not (self._fast_ok and PyBytes_CheckExact(signature) and PyList_CheckExact(msg_list)):
             return self._verify(signature, msg_list[1:5])
         stop = min(PyList_GET_SIZE(msg_list), 5)
@@ -758,13 +760,7 @@ cdef class SessionCore:
                            <size_t>PyBytes_GET_SIZE(frame))
         if not kw_hmac_finish(&self._fast, &state, digest):
             raise RuntimeError("HMAC computation failed")
-        n = <Py_ssize_t>self._fast.digest_size
-        # the length is public (the scheme fixes it): check it before comparing
-        if PyBytes_GET_SIZE(signature) != 2 * n:
-            return False
-        kw_hexlify(digest, n, hexed)
-        return kw_ct_equal(<const unsigned char *>PyBytes_AS_STRING(signature),
-                           <const unsigned char *>hexed, 2 * n)
+        return self._digest_matches(signature, digest)
 
     cpdef dict deserialize(self, msg_list, bint content=True, bint copy=True):
         if not copy:
