@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copyreg
 import functools
+import io
 import pickle
 import sys
 from types import FunctionType
@@ -126,9 +127,24 @@ def _cloudpickle() -> Any:
     return cloudpickle
 
 
-def object_pickler(file: Any, threshold: int, frames: list) -> pickle.Pickler:
-    """A pickler for one object: large buffers become entries of ``frames``."""
-    return _pickler_class()(file, threshold, frames)
+def cloudpickle_installed() -> bool:
+    return _cloudpickle() is not None
+
+
+def pickle_with_frames(obj: Any, threshold: int, item_threshold: int) -> tuple[bytes, list, bool]:
+    """``(pickle, frames, plain)`` of ``obj``: every buffer above ``threshold`` a frame.
+
+    ``plain`` is true when nothing was sent out of band and no reduction was
+    overridden: the pickle is then what plain ``pickle.dumps`` would make of
+    ``obj``, loadable without kernelwire.
+    """
+    frames: list = []
+    file = io.BytesIO()
+    pickler = _pickler_class()(file, threshold, frames)
+    pickler.dump(box_large_bytes(obj, threshold, item_threshold))
+    plain = not frames and not pickler.overridden
+    pickler.clear_memo()  # drop the memo's references now, not at a later collection
+    return file.getvalue(), frames, plain
 
 
 @functools.cache
@@ -151,11 +167,18 @@ class _ObjectPicklerMixin:
         self._threshold = threshold
         self._boxes: dict[int, _Plain] = {}
         self._can_map_imported = False
+        self.overridden = False  # whether any reduction differed from plain pickle's
         # attributes of canned objects: pickled as they are (can_dependent keeps a
         # copy of the dependent itself, which must not be canned again)
         self._keep_as_is: dict[int, Any] = {}
 
     def reducer_override(self, obj: Any) -> Any:
+        rv = self._reduce(obj)
+        if rv is not NotImplemented:
+            self.overridden = True
+        return rv
+
+    def _reduce(self, obj: Any) -> Any:
         t = type(obj)
         np = sys.modules.get("numpy")
         if np is not None and isinstance(obj, np.ndarray):
@@ -202,6 +225,10 @@ class _ObjectPicklerMixin:
         canner = can_map.get(t)
         if canner is None:
             return None
+        if t is FunctionType and _by_reference(obj):
+            # importable functions (kernelwire's own rebuilders among them) pickle by
+            # name; canning them would can the uncan named in their own reduction
+            return None
         if self._cloudpickle is not None:
             if t is type:
                 return None  # interactively defined classes: cloudpickle, by value
@@ -219,3 +246,16 @@ class _ObjectPicklerMixin:
         if box is None:
             box = self._boxes[id(obj)] = _Plain(obj)
         return box
+
+
+def _by_reference(func: FunctionType) -> bool:
+    """Whether pickle finds ``func`` again by module and qualified name (not ``__main__``)."""
+    module_name = func.__module__
+    if not module_name or module_name.startswith("__"):
+        return False  # __main__ and interactive functions: canned, resolved in the namespace g
+    target: Any = sys.modules.get(module_name)
+    for part in func.__qualname__.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            return False  # '<locals>', '<lambda>': not reachable by name
+    return target is func

@@ -3,13 +3,14 @@
 Everything here is referenced by module and name from pickles that other
 processes load, so renaming or moving any of it breaks mixed-version clusters.
 
-Frame 0 of a serialized object is a tiny pickle of an envelope: how many of
-the following frames belong to the object and, when small, the object's
-main pickle inline. Loading that frame calls ``open_envelope``, which builds
-a subclass of IPython Parallel's ``CannedObject`` whenever IPython Parallel
-is loaded: stock ``ipyparallel.serialize.deserialize_object`` then fills its
-``buffers`` with the following frames and calls ``get_object(g)``, so a
-process without kernelwire's patches decodes kernelwire's messages.
+An item of a serialized object that holds large buffers (or needs canning)
+below its top is pickled into an envelope: how many of the following frames
+belong to it and, when small, its protocol-5 pickle inline. Loading the
+envelope calls ``open_envelope``, which builds a subclass of IPython
+Parallel's ``CannedObject`` whenever IPython Parallel is loaded: stock
+``ipyparallel.serialize.deserialize_object`` then fills its ``buffers`` with
+the following frames and calls ``get_object(g)``, so a process without
+kernelwire's patches decodes kernelwire's messages.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def load(data: Any, frames: list, g: dict | None) -> Any:
 
 
 class Envelope:
-    """Frame 0: the count of frames that follow, and the main pickle when it is inline."""
+    """One item's frames: how many follow frame 0 for it, and its pickle when inline."""
 
     def __init__(self, nframes: int, data: bytes | None) -> None:
         self.nframes = nframes

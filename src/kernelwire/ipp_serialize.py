@@ -81,11 +81,6 @@ def is_installed() -> bool:
     )
 
 
-def stock_deserialize_object(buffers: list, g: dict | None = None) -> tuple[Any, list]:
-    """IPython Parallel's own deserialize_object, even while kernelwire's is installed."""
-    return _stock()["deserialize_object"](buffers, g)
-
-
 def main(argv: list[str] | None = None) -> None:
     """``python -m kernelwire.ipp_serialize <module> [args...]``: install, then run ``<module>``."""
     argv = sys.argv[1:] if argv is None else argv
