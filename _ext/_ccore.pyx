@@ -174,10 +174,11 @@ cdef inline bint _maybe_iso_date(str s):
     )
 
 
-cdef object _parse_date(str s):
-    """jsonutil.parse_date for one string; ASCII ``...Z`` stamps parsed here."""
-    if not _maybe_iso_date(s):
-        return s
+cdef object _utc_stamp(str s):
+    """The datetime of an ASCII ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` stamp, else None.
+
+    Identical to what dateutil (and so jsonutil.parse_date) returns for it.
+    """
     cdef Py_ssize_t n = PyUnicode_GET_LENGTH(s)
     cdef const char *p
     cdef int year, month, day, hour, minute, second, micro, digits
@@ -203,8 +204,23 @@ cdef object _parse_date(str s):
             try:
                 return datetime_new(year, month, day, hour, minute, second, micro, _DATEUTIL_UTC)
             except ValueError:
-                pass  # out of range: dateutil raises its own error below
-    return _original_parse_date(s)
+                pass  # out of range: the caller's parser raises its own error
+    return None
+
+
+cdef object _parse_date(str s):
+    """jsonutil.parse_date for one string; ASCII ``...Z`` stamps parsed here."""
+    if not _maybe_iso_date(s):
+        return s
+    cdef object dt = _utc_stamp(s)
+    return _original_parse_date(s) if dt is None else dt
+
+
+def parse_utc_stamp(s):
+    """The datetime of an ASCII ``...Z`` ISO8601 stamp, as dateutil gives it; else None."""
+    if type(s) is not str or not _maybe_iso_date(<str>s):
+        return None
+    return _utc_stamp(<str>s)
 
 
 def parse_date(s):

@@ -60,16 +60,13 @@ def _maybe_iso_date(s: str) -> bool:
     )
 
 
-def parse_date(s: str) -> t.Any:
-    """Equivalent of jupyter_client.jsonutil.parse_date for one string.
+def parse_utc_stamp(s: t.Any) -> t.Any:
+    """The datetime of an ASCII ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` stamp, else None.
 
-    The common case, ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` in ASCII, is parsed
-    here into the same datetime dateutil returns (tzinfo ``tz.UTC``);
-    every other string that could match the ISO pattern goes to
-    jupyter_client's own parser, so errors and warnings stay identical.
+    Identical to what dateutil (and so jsonutil.parse_date) returns for it.
     """
-    if not _maybe_iso_date(s):
-        return s
+    if type(s) is not str or not _maybe_iso_date(s):
+        return None
     n = len(s)
     if s[-1] == "Z" and s.isascii() and (n == 20 or (n >= 22 and n <= 27 and s[19] == ".")):
         digits = s[0:4] + s[5:7] + s[8:10] + s[11:13] + s[14:16] + s[17:19]
@@ -85,8 +82,22 @@ def parse_date(s: str) -> t.Any:
                         tzinfo=dateutil_utc,
                     )
                 except ValueError:
-                    pass  # let dateutil raise its own error below
-    return _original_parse_date(s)
+                    pass  # out of range: the caller's parser raises its own error
+    return None
+
+
+def parse_date(s: str) -> t.Any:
+    """Equivalent of jupyter_client.jsonutil.parse_date for one string.
+
+    The common case, ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` in ASCII, is parsed
+    here into the same datetime dateutil returns (tzinfo ``tz.UTC``);
+    every other string that could match the ISO pattern goes to
+    jupyter_client's own parser, so errors and warnings stay identical.
+    """
+    if not _maybe_iso_date(s):
+        return s
+    dt = parse_utc_stamp(s)
+    return _original_parse_date(s) if dt is None else dt
 
 
 def extract_dates(obj: t.Any) -> t.Any:

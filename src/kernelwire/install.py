@@ -107,12 +107,24 @@ def uninstall() -> None:
         _original = None
 
 
-# -- IPython Parallel's object serialization -------------------------------------
+# -- IPython Parallel: object serialization and header dates ---------------------
 # A process on kernelwire also sends apply/push/pull payloads with kernelwire's
 # zero-copy serialization (kernelwire.ipp_serialize), which stock processes
-# still decode. ipyparallel is heavy: wait for it to be imported, never import it.
+# still decode, and parses IPython Parallel's header dates with kernelwire's
+# parser (kernelwire.ipp_dates). ipyparallel is heavy: wait for it to be
+# imported, never import it.
 
 _IPP_SERIALIZE = "ipyparallel.serialize"
+# ipyparallel.util holds the date parsers its other modules copy; the Hub copies
+# jupyter_client's parse_date itself. The KERNELWIRE_INSTALL hook can fire while
+# ipyparallel.util is still executing (it imports jupyter_client.session), so the
+# modules that use the parsers trigger the rebinding too.
+_IPP_DATE_MODULES = (
+    "ipyparallel.util",
+    "ipyparallel.controller.hub",
+    "ipyparallel.client.asyncresult",
+    "ipyparallel.client.client",
+)
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
@@ -139,20 +151,30 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _when_imported(name: str, callback: Callable[[], None]) -> None:
+    """``callback()`` now if ``name`` is loaded, else right after it is (while installed)."""
+    if name in sys.modules:
+        callback()
+    elif not any(isinstance(f, _AfterImport) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _AfterImport(name, lambda: _original is not None and callback()))
+
+
 def _install_ipp_serialization() -> None:
-    if _IPP_SERIALIZE in sys.modules:
-        from . import ipp_serialize
-
-        ipp_serialize.install()
-    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport(_IPP_SERIALIZE, _ipp_serialization_on_import))
+    _when_imported(_IPP_SERIALIZE, _ipp_serialize_install)
+    for name in _IPP_DATE_MODULES:
+        _when_imported(name, _ipp_dates_install)
 
 
-def _ipp_serialization_on_import() -> None:
-    if _original is not None:  # still installed when ipyparallel arrived
-        from . import ipp_serialize
+def _ipp_serialize_install() -> None:
+    from . import ipp_serialize
 
-        ipp_serialize.install()
+    ipp_serialize.install()
+
+
+def _ipp_dates_install() -> None:
+    from . import ipp_dates
+
+    ipp_dates.install()
 
 
 def _uninstall_ipp_serialization() -> None:
@@ -162,6 +184,10 @@ def _uninstall_ipp_serialization() -> None:
 
         if ipp_serialize.is_installed():
             ipp_serialize.uninstall()
+    if "kernelwire.ipp_dates" in sys.modules:
+        from . import ipp_dates
+
+        ipp_dates.uninstall()
 
 
 def _modules_to_scan() -> list[ModuleType]:
