@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from jupyter_client import jsonutil
 from jupyter_client import session as jc_session
@@ -74,6 +76,24 @@ def Session_(impl) -> type[Session]:  # noqa: N802 - it is a class
 @pytest.fixture
 def core(impl):
     return core_module(impl)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "needs(package, reason=...): the test needs an optional package, one the"
+        " test-minimal extra leaves out; it is skipped, with the reason, where that"
+        " package is not installed",
+    )
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs"):
+        package = mark.args[0]
+        reason = mark.kwargs.get("reason")
+        assert reason, f"{item.nodeid}: needs({package!r}) must say why (reason=...)"
+        if importlib.util.find_spec(package) is None:
+            pytest.skip(f"needs {package} (not installed): {reason}")
 
 
 def pytest_report_header(config):

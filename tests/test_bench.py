@@ -16,6 +16,10 @@ from kernelwire.bench.registry import Case, Measurement, Scenario
 from kernelwire.bench.runner import Sample
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# The command line run ends by drawing chart.png, which needs matplotlib (the bench extra).
+needs_matplotlib = pytest.mark.needs(
+    "matplotlib", reason="python -m kernelwire.bench draws its chart with it"
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +36,7 @@ def quick_run(tmp_path_factory):
     return out, proc
 
 
+@needs_matplotlib
 def test_quick_run_writes_json_of_every_sample(quick_run):
     out, _ = quick_run
     data = json.loads((out / "results.json").read_text())
@@ -50,6 +55,7 @@ def test_quick_run_writes_json_of_every_sample(quick_run):
     assert {r["baseline"] for r in data["ratios"]} >= {"jupyter_client", "pyzmq"}
 
 
+@needs_matplotlib
 def test_quick_run_floor_measured_or_explained(quick_run):
     out, _ = quick_run
     data = json.loads((out / "results.json").read_text())
@@ -61,6 +67,7 @@ def test_quick_run_floor_measured_or_explained(quick_run):
         assert not floor_samples and reason.startswith("not available")
 
 
+@needs_matplotlib
 def test_quick_run_markdown_and_terminal_tables(quick_run):
     out, proc = quick_run
     md = (out / "results.md").read_text()
@@ -72,6 +79,7 @@ def test_quick_run_markdown_and_terminal_tables(quick_run):
     assert "vs jupyter_client" in proc.stdout and "ipc 64KB" in proc.stdout
 
 
+@needs_matplotlib
 def test_quick_run_png_chart(quick_run):
     out, _ = quick_run
     png = (out / "chart.png").read_bytes()

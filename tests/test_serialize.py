@@ -253,8 +253,10 @@ def test_sending_does_not_copy_memoryviews_and_bytearrays():
         assert np.shares_memory(np.frombuffer(frame, np.uint8), np.frombuffer(ba, np.uint8))
 
 
+@pytest.mark.needs("pandas", reason="it sends a pandas DataFrame")
 def test_pandas_dataframe():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     df = pd.DataFrame({"x": np.arange(10_000.0), "y": np.arange(10_000) % 7, "s": ["a"] * 10_000})
     frames = serialize_object({"df": df})
     assert len(frames) >= 3  # the numeric blocks travel as frames
@@ -265,8 +267,9 @@ def test_pandas_dataframe():
 # -- functions (cloudpickle) ---------------------------------------------------
 
 
+@pytest.mark.needs("cloudpickle", reason="without IPython Parallel loaded, lambdas, closures and"
+                   " local classes go through cloudpickle only")
 def test_lambdas_closures_and_local_classes():
-    pytest.importorskip("cloudpickle")
     offset = np.arange(2000.0)
 
     def closure(x):
@@ -344,6 +347,8 @@ def test_exported_from_package():
     assert "unpickl" in serialize.__doc__ and "signature" in serialize.__doc__
 
 
+@pytest.mark.needs("cloudpickle", reason="the lambda it sends, without IPython Parallel loaded,"
+                   " goes through cloudpickle only")
 def test_pickler_does_not_import_ipyparallel():
     # ipyparallel's canning applies only where IPython Parallel is loaded
     import subprocess

@@ -135,6 +135,7 @@ def test_dependent_is_checked_on_uncan():
         kernelwire.deserialize_object(frames, {})
 
 
+@pytest.mark.needs("cloudpickle", reason="ipyparallel.use_cloudpickle() imports it")
 def test_use_cloudpickle_switch_is_honoured():
     """After ipyparallel's use_cloudpickle(), interactive functions carry their globals."""
     code = "def f():\n    return captured + 1\n"
