@@ -1,40 +1,52 @@
-"""IPython Parallel end to end: a stock cluster against a kernelwire cluster.
+"""IPython Parallel end to end: a stock cluster against a kernelwire cluster, per workload.
 
-Enabled by ``--ipyparallel`` (it starts two local clusters of two engines,
-which takes a few seconds and all of a small machine).  Cases: 2,000 tiny
-load-balanced tasks, and a 100 MB numpy array pushed to one engine and
-pulled back.  Each contender gets its own cluster, started on first use:
-``jupyter_client`` is stock everywhere, ``kernelwire`` is
-``kernelwire.ipp.Cluster`` (controller, schedulers, engines, nannies and
-client).  The clients live side by side in this process: each keeps the
-Session class it was built with, and kernelwire is uninstalled again right
-after its client is made so the other scenarios stay stock.
+Enabled by ``--ipyparallel``. Each contender runs in its own driver process
+(``kernelwire.bench.ipp_driver``): a cluster of two engines with that
+process as its client, everything stock for ``jupyter_client`` and
+everything on kernelwire (``kernelwire.ipp.Cluster``: controller, Hub,
+schedulers, engines, nannies, client, Session and object serialization) for
+``kernelwire``, as users run them. The runner interleaves the two drivers
+round by round. Workloads: tiny load-balanced tasks, ``apply`` on both
+engines with an 8 MB array argument that is returned, ``scatter`` +
+``gather`` of 100 MB, push + pull of a 100 MB array, and push + pull of 20
+arrays of 1 MB nested two deep. Beside the wall time, every sample records
+the CPU time each process of the cluster spent (client, Hub, schedulers and
+heartbeat, engines, nannies): steadier than wall time on a shared machine.
 """
 
 from __future__ import annotations
 
-import operator
-import os
-import tempfile
-import time
+import statistics
+import sys
 import typing as t
 
+from .processes import LineProcess
 from .registry import Case, Measurement, Scenario, register
 
 if t.TYPE_CHECKING:
     import argparse
 
     from .contenders import Contender
-    from .runner import Bench
+    from .runner import Bench, Sample
 
-TASKS = 2000
-PUSH_BYTES = 100_000_000
+#: (workload, label, size, repetitions per sample, unit); --quick divides sizes by 5
+WORKLOADS = [
+    ("tiny-tasks", "{n:,} tiny load-balanced tasks", 1000, 1, "tasks/s"),
+    ("apply-array", "apply on 2 engines, {mb} MB argument returned", 8_000_000, 10, "ms"),
+    ("scatter-gather", "scatter + gather of {mb} MB", 100_000_000, 2, "ms"),
+    ("push-pull", "push + pull of a {mb} MB array", 100_000_000, 2, "ms"),
+    ("push-pull-nested", "push + pull of 20 arrays, {mb} MB, nested two deep",
+     20_000_000, 5, "ms"),
+]
+ROLES = ("client", "hub", "schedulers", "engines", "nannies")
+STARTUP_TIMEOUT = 180.0
+SAMPLE_TIMEOUT = 900.0
 
 
 @register
 class IPyParallel(Scenario):
     name = "ipyparallel"
-    title = "IPython Parallel cluster (2 engines)"
+    title = "IPython Parallel cluster (2 engines), per workload"
     default = False
     kinds = ("session",)
 
@@ -54,88 +66,71 @@ class IPyParallel(Scenario):
         return contender.name in ("kernelwire", "jupyter_client")
 
     def cases(self, options: argparse.Namespace) -> list[Case]:
-        tasks = TASKS // 10 if options.quick else TASKS
-        megabytes = PUSH_BYTES // 5 if options.quick else PUSH_BYTES
-        return [
-            Case(f"tasks/{tasks}", f"{tasks:,} tiny load-balanced tasks", "tasks/s", {"n": tasks}),
-            Case(
-                f"push-pull/{megabytes // 1_000_000}MB",
-                f"{megabytes // 1_000_000} MB numpy push + pull",
-                "MB/s",
-                {"bytes": megabytes},
-            ),
-        ]
+        cases = []
+        for workload, label, size, repeat, unit in WORKLOADS:
+            if options.quick:
+                size, repeat = size // 5, max(1, repeat // 2)
+            text = label.format(n=size, mb=size // 1_000_000)
+            params = {"workload": workload, "size": size, "repeat": repeat}
+            cases.append(Case(f"{workload}/{size}", text, unit, params))
+        return cases
 
     def setup(self, bench: Bench) -> None:
-        self._clusters: dict[str, t.Any] = {}
-        self._clients: dict[str, t.Any] = {}
-        self._ipython_dir = tempfile.TemporaryDirectory(prefix="kernelwire-bench-ipp-")
+        self._drivers: dict[str, LineProcess] = {}
+        self._runs: dict[str, dict] = {}
 
     def teardown(self, bench: Bench) -> None:
-        for client in self._clients.values():
-            client.close()
-        for cluster in self._clusters.values():
-            cluster.stop_cluster_sync()
-        self._ipython_dir.cleanup()
+        for driver in self._drivers.values():
+            driver.close()
 
-    def _client(self, contender: str) -> t.Any:
-        if contender in self._clients:
-            return self._clients[contender]
-        import kernelwire
-        import kernelwire.ipp
-        from kernelwire.install import original_session_class
-
-        on = contender == "kernelwire"
-        saved = os.environ.get("IPYTHONDIR")
-        os.environ["IPYTHONDIR"] = self._ipython_dir.name
-        try:
-            cluster = kernelwire.ipp.Cluster(
-                n=2,
-                kernelwire_controller=on,
-                kernelwire_engines=on,
-                kernelwire_client=on,
-            )
+    def _driver(self, contender: str) -> LineProcess:
+        if contender not in self._drivers:
+            argv = [sys.executable, "-m", "kernelwire.bench.ipp_driver", contender]
+            driver = LineProcess(argv, stdin=True)
             try:
-                client = cluster.start_and_connect_sync()
-                client.wait_for_engines(2, timeout=120)
+                self._runs[contender] = driver.read(timeout=STARTUP_TIMEOUT)["ready"]
             except BaseException:
-                cluster.stop_cluster_sync()
+                driver.proc.kill()
+                driver.close()
                 raise
-            self._clients[contender] = client
-            self._clusters[contender] = cluster
-        finally:
-            kernelwire.uninstall()  # the client keeps its Session; others stay stock
-            if saved is None:
-                os.environ.pop("IPYTHONDIR", None)
-            else:
-                os.environ["IPYTHONDIR"] = saved
-        expected = kernelwire.Session if on else original_session_class()
-        if type(client.session) is not expected:
-            raise RuntimeError(f"{contender} client runs {type(client.session)}")
-        return client
+            self._drivers[contender] = driver
+        return self._drivers[contender]
 
     def measure(self, bench: Bench, case: Case, contender: Contender) -> Measurement:
-        client = self._client(contender.name)
-        if "n" in case.params:
-            view = client.load_balanced_view()
-            n = case.params["n"]
-            start = time.perf_counter()
-            results = [view.apply_async(operator.neg, i) for i in range(n)]
-            for result in results:
-                result.get(timeout=120)
-            return Measurement(count=n, seconds=time.perf_counter() - start)
+        driver = self._driver(contender.name)
+        driver.send(case.params)
+        reply = driver.read(timeout=SAMPLE_TIMEOUT)
+        count = reply["count"]
+        bytes_per_op = case.params["size"] if case.unit == "MB/s" else 0
+        cpu_per_op = {role: reply["cpu"].get(role, 0.0) / count for role in ROLES}
+        return Measurement(
+            count=count,
+            seconds=reply["seconds"],
+            bytes_per_op=bytes_per_op,
+            extra={"cpu_seconds_per_op": cpu_per_op, "runs": self._runs[contender.name]},
+        )
 
-        import numpy as np
-
-        size = case.params["bytes"]
-        array = np.frombuffer(os.urandom(1000), dtype=np.uint8)
-        array = np.resize(array, size)
-        engine = client[client.ids[0]]
-        start = time.perf_counter()
-        engine.push({"pushed": array}, block=True)
-        pulled = engine.pull("pushed", block=True)
-        seconds = time.perf_counter() - start
-        if pulled.nbytes != size or pulled[size // 2] != array[size // 2]:
-            raise RuntimeError("pulled array differs")
-        engine.execute("del pushed", block=True)
-        return Measurement(count=2, seconds=seconds, bytes_per_op=size)
+    def detail_table(self, cases: list[Case], samples: list[Sample]) -> tuple[str, list, list]:
+        """CPU milliseconds per operation of each cluster process, median over the rounds."""
+        header = ["case", "contender", "wall ms/op", *[f"{r} CPU" for r in ROLES], "total CPU"]
+        rows = []
+        runs: dict[str, dict] = {}
+        for case in cases:
+            for contender in ("jupyter_client", "kernelwire"):
+                ms = [s.measurement for s in samples
+                      if s.case == case.key and s.contender == contender and s.measurement]
+                if not ms:
+                    continue
+                runs[contender] = ms[0].extra["runs"]
+                cpu = {r: statistics.median(m.extra["cpu_seconds_per_op"][r] for m in ms) * 1e3
+                       for r in ROLES}
+                wall = statistics.median(m.seconds / m.count for m in ms) * 1e3
+                total = statistics.median(
+                    sum(m.extra["cpu_seconds_per_op"].values()) for m in ms) * 1e3
+                rows.append([case.label, contender, f"{wall:,.2f}",
+                             *[f"{cpu[r]:,.2f}" for r in ROLES], f"{total:,.2f}"])
+        ran = "; ".join(f"{c}: " + ", ".join(f"{k} {v}" for k, v in info.items())
+                        for c, info in runs.items())
+        caption = ("CPU time per operation of each cluster process (ms, median of the rounds; "
+                   f"schedulers include the heartbeat monitor). What ran: {ran}")
+        return caption, header, rows

@@ -128,6 +128,18 @@ def _notes(results: Results) -> list[str]:
     return notes
 
 
+def _details(results: Results, scenario: Scenario, cases: list[Case], markdown: bool) -> list:
+    """A scenario's own second table (``detail_table``), e.g. the cluster's CPU per process."""
+    detail = getattr(scenario, "detail_table", None)
+    if detail is None:
+        return []
+    samples = [s for s in results.samples if s.scenario == scenario.name]
+    caption, header, rows = detail(cases, samples)
+    if not rows:
+        return []
+    return [caption, render(header, rows, markdown=markdown)]
+
+
 def terminal(results: Results) -> str:
     parts = []
     for scenario, cases in results.scenarios:
@@ -136,6 +148,7 @@ def terminal(results: Results) -> str:
             f"{scenario.title}: median of {results.options['rounds']} rounds; {_subject(results)}"
         )
         parts.append(render(header, rows, markdown=False))
+        parts += _details(results, scenario, cases, markdown=False)
     parts += _notes(results)
     parts.append(
         f"{len(results.samples)} samples in {results.seconds:.0f} s on {one_line(results.env)}"
@@ -155,6 +168,7 @@ def markdown(results: Results, command: str) -> str:
     for scenario, cases in results.scenarios:
         header, rows = table_rows(results, scenario, cases, spread=True)
         parts += [f"### {scenario.title}", render(header, rows, markdown=True)]
+        parts += _details(results, scenario, cases, markdown=True)
     notes = _notes(results)
     if notes:
         parts.append("\n".join(f"- {n}" for n in notes))
