@@ -76,6 +76,9 @@ def box_large_bytes(obj: Any, threshold: int, item_threshold: int) -> Any:
     only one level); larger containers are left to the pickler.
     Unchanged containers are returned as they are.
     """
+    t = type(obj)
+    if t not in _CONTAINERS and t is not bytes and t is not bytearray:
+        return obj  # the common case, without building the walk
     memo: dict[int, Any] = {}
 
     def walk(o: Any) -> Any:

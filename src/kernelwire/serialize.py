@@ -37,7 +37,7 @@ from __future__ import annotations
 import pickle
 import sys
 from collections.abc import Sequence
-from types import FunctionType
+from types import BuiltinFunctionType, FunctionType
 from typing import Any
 
 from ._serialize_pickler import cloudpickle_installed, pickle_with_frames
@@ -63,8 +63,8 @@ _INFO_PROTOCOL = pickle.DEFAULT_PROTOCOL
 INLINE_PICKLE_LIMIT = 65536
 _CANNING = "ipyparallel.serialize.canning"
 _SEQUENCES = (list, tuple, set)
-# pickled as they are, by IPython Parallel and here alike
-_SCALARS = frozenset({int, float, complex, str, bool, type(None), range})
+# pickled as they are, by IPython Parallel and here alike (builtins by name)
+_SCALARS = frozenset({int, float, complex, str, bool, type(None), range, BuiltinFunctionType})
 
 
 def _prepickled_frames(obj: Any) -> list | None:
@@ -208,10 +208,18 @@ def _sortable(d: dict) -> bool:
     return True
 
 
+_can_map_seen: tuple[int, int] | None = None  # (id, size) of a can_map without string keys
+
+
 def _canner(canning: Any, t: type) -> Any:
+    """``can_map``'s canner for exactly type ``t``, its string keys imported first."""
+    global _can_map_seen
     can_map = canning.can_map
-    if any(isinstance(key, str) for key in can_map):
-        canning._import_mapping(can_map, canning._original_can_map)
+    if _can_map_seen != (id(can_map), len(can_map)):
+        # someone registered a canner by name (as ipyparallel itself does for numpy)
+        if any(isinstance(key, str) for key in can_map):
+            canning._import_mapping(can_map, canning._original_can_map)
+        _can_map_seen = (id(can_map), len(can_map))
     return can_map.get(t)
 
 
