@@ -18,6 +18,7 @@ import argparse
 import functools
 import json
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -153,13 +154,19 @@ def cpu_times() -> dict[str, float]:
 # -- the driver ---------------------------------------------------------------------
 
 
-def start_cluster(contender: str, engines: int, ipython_dir: str) -> tuple[t.Any, t.Any]:
+def start_cluster(
+    contender: str, engines: int, ipython_dir: str, controller_args: list[str]
+) -> tuple[t.Any, t.Any]:
     os.environ["IPYTHONDIR"] = ipython_dir
     import kernelwire.ipp
 
     on = contender == "kernelwire"
     cluster = kernelwire.ipp.Cluster(
-        n=engines, kernelwire_controller=on, kernelwire_engines=on, kernelwire_client=on
+        n=engines,
+        controller_args=controller_args,
+        kernelwire_controller=on,
+        kernelwire_engines=on,
+        kernelwire_client=on,
     )
     client = cluster.start_and_connect_sync()
     client.wait_for_engines(engines, timeout=120)
@@ -184,11 +191,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("contender", choices=["kernelwire", "jupyter_client"])
     parser.add_argument("--engines", type=int, default=2)
+    parser.add_argument(
+        "--controller-args", default="", help="ipcontroller options, e.g. '--scheme=pure --nodb'"
+    )
     options = parser.parse_args(argv)
     out = sys.stdout
     sys.stdout = sys.stderr  # ipyparallel's own prints must not mix with the replies
     with tempfile.TemporaryDirectory(prefix="kernelwire-bench-ipp-") as ipython_dir:
-        cluster, client = start_cluster(options.contender, options.engines, ipython_dir)
+        cluster, client = start_cluster(
+            options.contender, options.engines, ipython_dir, shlex.split(options.controller_args)
+        )
         try:
             for name, func in WORKLOADS.items():  # imports, connections, caches: not timed
                 func(client, 50 if name == "tiny-tasks" else WARM_UP_BYTES)
