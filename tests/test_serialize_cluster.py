@@ -87,6 +87,9 @@ def test_engines_and_client_use_kernelwire(client):
                           "views": [True, True, True]}
 
 
+@pytest.mark.needs("cloudpickle", reason="the lambda it applies belongs to this test module,"
+                   " which engines cannot import: only cloudpickle sends it by value"
+                   " (stock canning imports its module on the engine too)")
 def test_push_pull_apply_nested_arrays(client):
     view = client[:]
     data = nested_arrays()
