@@ -452,7 +452,9 @@ class HostsDriver:
     the wall time measured on D and the CPU time of each process's role.
     """
 
-    def __init__(self, contender: str, timeout: float = 180) -> None:
+    def __init__(
+        self, contender: str, timeout: float = 180, controller_args: list[str] | None = None
+    ) -> None:
         reason = unavailable()
         if reason:
             raise RuntimeError(f"network namespaces unavailable: {reason}")
@@ -463,7 +465,7 @@ class HostsDriver:
         try:
             on = contender == "kernelwire"
             self.cluster = HostCluster(self.net, workdir, kernelwire=on, ping_ms=3000, misses=10)
-            self.cluster.start_controller()
+            self.cluster.start_controller(*(controller_args or []))
             self.cluster.wait_for_files(timeout)
             for host in ("b", "c"):
                 self.cluster.start_engine(host)
