@@ -134,3 +134,37 @@ class IPyParallel(Scenario):
         caption = ("CPU time per operation of each cluster process (ms, median of the rounds; "
                    f"schedulers include the heartbeat monitor). What ran: {ran}")
         return caption, header, rows
+
+
+@register
+class IPyParallelAcrossHosts(IPyParallel):
+    """The same workloads with the controller, two engine hosts and the client each
+    in its own network namespace (``--ipyparallel --netns``; Linux, as root)."""
+
+    name = "ipyparallel-netns"
+    title = "IPython Parallel across network namespaces (controller, 2 engine hosts, client)"
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--netns",
+            action="store_true",
+            help="with --ipyparallel: also run its workloads across network namespaces "
+            "(Linux, root)",
+        )
+
+    def enabled(self, options: argparse.Namespace) -> bool:
+        netns = getattr(options, "ipyparallel", False) and getattr(options, "netns", False)
+        return netns or Scenario.enabled(self, options)
+
+    def _driver(self, contender: str) -> t.Any:
+        if contender not in self._drivers:
+            import shlex
+
+            from .netns_hosts import HostsDriver
+
+            args = shlex.split(getattr(self, "_controller_args", ""))
+            driver = HostsDriver(contender, timeout=STARTUP_TIMEOUT, controller_args=args)
+            self._runs[contender] = driver.read()["ready"]
+            self._drivers[contender] = driver
+        return self._drivers[contender]
