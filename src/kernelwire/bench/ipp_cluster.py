@@ -57,6 +57,12 @@ class IPyParallel(Scenario):
             action="store_true",
             help="also measure whole ipyparallel clusters, stock vs kernelwire (slow)",
         )
+        parser.add_argument(
+            "--ipp-controller-args",
+            default="",
+            metavar="ARGS",
+            help="ipcontroller options for both clusters, e.g. '--scheme=pure --nodb'",
+        )
 
     def enabled(self, options: argparse.Namespace) -> bool:
         return getattr(options, "ipyparallel", False) or super().enabled(options)
@@ -76,6 +82,7 @@ class IPyParallel(Scenario):
         return cases
 
     def setup(self, bench: Bench) -> None:
+        self._controller_args = getattr(bench.options, "ipp_controller_args", "")
         self._drivers: dict[str, LineProcess] = {}
         self._runs: dict[str, dict] = {}
 
@@ -85,7 +92,8 @@ class IPyParallel(Scenario):
 
     def _driver(self, contender: str) -> LineProcess:
         if contender not in self._drivers:
-            argv = [sys.executable, "-m", "kernelwire.bench.ipp_driver", contender]
+            argv = [sys.executable, "-m", "kernelwire.bench.ipp_driver", contender,
+                    f"--controller-args={self._controller_args}"]
             driver = LineProcess(argv, stdin=True)
             try:
                 self._runs[contender] = driver.read(timeout=STARTUP_TIMEOUT)["ready"]
@@ -131,8 +139,10 @@ class IPyParallel(Scenario):
                              *[f"{cpu[r]:,.2f}" for r in ROLES], f"{total:,.2f}"])
         ran = "; ".join(f"{c}: " + ", ".join(f"{k} {v}" for k, v in info.items())
                         for c, info in runs.items())
+        args = getattr(self, "_controller_args", "") or "defaults"
         caption = ("CPU time per operation of each cluster process (ms, median of the rounds; "
-                   f"schedulers include the heartbeat monitor). What ran: {ran}")
+                   f"schedulers include the heartbeat monitor). ipcontroller: {args}. "
+                   f"What ran: {ran}")
         return caption, header, rows
 
 
