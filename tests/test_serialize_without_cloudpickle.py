@@ -17,6 +17,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import uuid
 from collections import namedtuple
 
 import numpy as np
@@ -241,8 +242,9 @@ def test_sessions_of_both_cores_carry_functions(Session_):  # noqa: N803
 
     ctx = zmq.Context.instance()
     a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
-    a.bind("inproc://kw-no-cloudpickle")
-    b.connect("inproc://kw-no-cloudpickle")
+    endpoint = f"inproc://kw-no-cloudpickle-{uuid.uuid4().hex}"  # closing unbinds lazily
+    a.bind(endpoint)
+    b.connect(endpoint)
     try:
         sender, receiver = Session_(key=b"k"), Session_(key=b"k")
         buffers = kernelwire.pack_apply_message(make_closure(), (OFFSET,), {})
