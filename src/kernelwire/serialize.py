@@ -135,6 +135,11 @@ class _Layout:
             if canned is not None:
                 self._extract(canned)
                 return canned
+        if t in _SEQUENCES or t is dict:
+            values = x.values() if t is dict else x
+            if len(x) < self.item_threshold and all(type(v) in _SCALARS for v in values):
+                if not whole or t is not dict or _sortable(x):
+                    return _Pickled(pickle.dumps(x, _PROTOCOL)) if whole else x  # flat, plain
         data, frames, plain = pickle_with_frames(x, self.threshold, self.item_threshold)
         if plain and not (whole and t is dict and len(x) < MAX_ITEMS and not _sortable(x)):
             # nothing IPython Parallel's own pickle would do differently (a dict whose keys
