@@ -10,7 +10,8 @@
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 
-ctypedef object (*send_frames_fn)(object socket, list frames, Py_ssize_t copy_threshold, bint track, int flags)
+ctypedef object (*send_frames_fn)(object socket, list frames, Py_ssize_t copy_threshold,
+                                  bint track, int flags)
 ctypedef list (*recv_frames_fn)(object socket, int flags, bint copy)
 ctypedef bint (*supports_fn)(object socket) noexcept
 

@@ -15,10 +15,9 @@ with the GIL, on the next send/recv or from a pending call.
 cimport cython
 from cpython.buffer cimport PyBUF_ANY_CONTIGUOUS, PyBuffer_FillInfo, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.object cimport PyObject
 from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 from cpython.pycapsule cimport PyCapsule_New
 
 from _zmqio cimport ZmqioCAPI
@@ -43,6 +42,10 @@ from libzmq cimport (
 
 cdef extern from "Python.h":
     void PyBuffer_Release(Py_buffer *view)
+    # declared here without cpython.exc's ``except -1``: Cython would jump
+    # straight to the caller on a handler's exception, past the cleanup
+    # (closing the unsent message) that the callers do first
+    int PyErr_CheckSignals()
 
 import atexit
 import errno
@@ -132,6 +135,13 @@ cdef class TrackState:
 
     cdef kw_track_state *state
 
+    def __cinit__(self):
+        # every instance owns a counter, also one made from Python (a
+        # tracker with no frames: done)
+        self.state = kw_track_new()
+        if self.state == NULL:
+            raise MemoryError()
+
     def __dealloc__(self):
         if self.state != NULL:
             kw_track_decref(self.state)
@@ -167,12 +177,45 @@ class ZeroCopyTracker(zmq.MessageTracker):
 # -- sending -----------------------------------------------------------------
 
 
+cdef int transfer(kw_msg_t *msg, void *handle, int flags, bint receiving) except -1:
+    """zmq_msg_send (or zmq_msg_recv) of msg, the one retry loop of this module.
+
+    The first try never blocks and keeps the GIL; a blocking wait runs
+    without it and, when a signal interrupts it (EINTR), runs the signal
+    handlers (their exception propagates) before waiting again.  EAGAIN
+    after a blocking wait is SNDTIMEO/RCVTIMEO expiry, and with DONTWAIT it
+    is raised at once: both raise zmq.Again.  A message that could not be
+    sent is closed here (a zero-copy frame's node is queued for release); a
+    receiving msg stays the caller's to close.
+    """
+    cdef int (*call)(kw_msg_t *, void *, int) noexcept nogil
+    cdef int rc
+    cdef int err
+    cdef bint waited = False  # EAGAIN after a blocking wait is the timeout's expiry
+    call = kw_zmq.msg_recv if receiving else kw_zmq.msg_send
+    rc = call(msg, handle, flags | DONTWAIT)
+    while rc < 0:
+        err = kw_zmq.errno_()
+        if err == EINTR or (err == EAGAIN and not waited and not (flags & DONTWAIT)):
+            if err == EINTR and PyErr_CheckSignals() < 0:
+                if not receiving:
+                    kw_zmq.msg_close(msg)
+                return -1
+            if receiving:
+                kw_drain_if_needed()  # a long wait should not hold released buffers
+            waited = True
+            with nogil:
+                rc = call(msg, handle, flags)
+        else:
+            if not receiving:
+                kw_zmq.msg_close(msg)
+            raise_zmq_error(err)
+    return 0
+
+
 cdef int send_zero_copy(void *handle, Py_buffer *view, kw_track_state *track, int flags) except -1:
     """Hand view's memory to libzmq; the node owns the view from here on."""
     cdef kw_msg_t msg
-    cdef int rc
-    cdef int err
-    cdef bint waited = False  # EAGAIN after a blocking call is SNDTIMEO expiry
     cdef kw_node *node = kw_node_new(view, track)
     if node == NULL:
         raise MemoryError()
@@ -180,38 +223,17 @@ cdef int send_zero_copy(void *handle, Py_buffer *view, kw_track_state *track, in
         # cannot happen with a free function given, but never leak the view
         kw_free_callback(NULL, node)
         raise_zmq_error(kw_zmq.errno_())
-    rc = kw_zmq.msg_send(&msg, handle, flags | DONTWAIT)
-    while rc < 0:
-        err = kw_zmq.errno_()
-        if err == EINTR or (err == EAGAIN and not waited and not (flags & DONTWAIT)):
-            if err == EINTR and PyErr_CheckSignals() < 0:
-                kw_zmq.msg_close(&msg)
-                return -1
-            waited = True
-            with nogil:
-                rc = kw_zmq.msg_send(&msg, handle, flags)
-        else:
-            kw_zmq.msg_close(&msg)  # runs the free callback: the node is queued
-            raise_zmq_error(err)
-    return 0
+    return transfer(&msg, handle, flags, False)
 
 
 cdef int send_copy(void *handle, const void *buf, size_t size, int flags) except -1:
-    """Copy a small frame into libzmq."""
-    cdef int rc = kw_zmq.send(handle, buf, size, flags | DONTWAIT)
-    cdef int err
-    cdef bint waited = False  # EAGAIN after a blocking call is SNDTIMEO expiry
-    while rc < 0:
-        err = kw_zmq.errno_()
-        if err == EINTR or (err == EAGAIN and not waited and not (flags & DONTWAIT)):
-            if err == EINTR and PyErr_CheckSignals() < 0:
-                return -1
-            waited = True
-            with nogil:
-                rc = kw_zmq.send(handle, buf, size, flags)
-        else:
-            raise_zmq_error(err)
-    return 0
+    """Copy a small frame into a libzmq message and send it (what zmq_send does)."""
+    cdef kw_msg_t msg
+    if kw_zmq.msg_init_size(&msg, size) != 0:
+        raise_zmq_error(kw_zmq.errno_())
+    if size:
+        memcpy(kw_zmq.msg_data(&msg), buf, size)
+    return transfer(&msg, handle, flags, False)
 
 
 cdef bint has_pyzmq_frame(list frames):
@@ -221,7 +243,8 @@ cdef bint has_pyzmq_frame(list frames):
     return False
 
 
-cdef object send_frames_c(object socket, list frames, Py_ssize_t copy_threshold, bint track, int flags):
+cdef object send_frames_c(object socket, list frames, Py_ssize_t copy_threshold, bint track,
+                          int flags):
     """send_frames for callers in C (see _zmqio.pxd)."""
     cdef Py_ssize_t n = PyList_GET_SIZE(frames)
     cdef Py_buffer stack_views[STACK_FRAMES]
@@ -240,9 +263,6 @@ cdef object send_frames_c(object socket, list frames, Py_ssize_t copy_threshold,
     kw_drain_if_needed()
     if track:
         tracker_state = TrackState.__new__(TrackState)
-        tracker_state.state = kw_track_new()
-        if tracker_state.state == NULL:
-            raise MemoryError()
         track_state = tracker_state.state
     if n > STACK_FRAMES:
         views = <Py_buffer *>malloc(n * sizeof(Py_buffer))
@@ -286,7 +306,8 @@ def send_frames(socket, frames: list, copy_threshold: int, track: bool, flags: i
     return send_frames_c(socket, frames, copy_threshold, track, flags)
 
 
-cdef object fallback_send(object socket, list frames, Py_ssize_t copy_threshold, bint track, int flags):
+cdef object fallback_send(object socket, list frames, Py_ssize_t copy_threshold, bint track,
+                          int flags):
     """The socket's own send_multipart, as jupyter_client sends."""
     longest = max([memoryview(f).nbytes for f in frames])
     copy = longest < copy_threshold
@@ -311,6 +332,14 @@ cdef class ReceivedFrame:
     cdef bint live
     cdef object cached_bytes
 
+    def __cinit__(self):
+        # every instance holds an initialised message, also one made from
+        # Python (an empty frame): libzmq aborts on an uninitialised one
+        if not RAW:
+            raise TypeError(f"no ReceivedFrame without libzmq's C API ({unavailable_reason})")
+        kw_zmq.msg_init(&self.msg)
+        self.live = True
+
     def __dealloc__(self):
         if self.live:
             kw_zmq.msg_close(&self.msg)
@@ -319,7 +348,8 @@ cdef class ReceivedFrame:
         return kw_zmq.msg_size(&self.msg)
 
     def __getbuffer__(self, Py_buffer *view, int flags):
-        PyBuffer_FillInfo(view, self, kw_zmq.msg_data(&self.msg), <Py_ssize_t>kw_zmq.msg_size(&self.msg), 0, flags)
+        PyBuffer_FillInfo(view, self, kw_zmq.msg_data(&self.msg),
+                          <Py_ssize_t>kw_zmq.msg_size(&self.msg), 0, flags)
 
     @property
     def bytes(self) -> bytes:
@@ -343,25 +373,6 @@ cdef class ReceivedFrame:
         return f"<kernelwire ReceivedFrame: {len(self)} bytes>"
 
 
-cdef int recv_one(kw_msg_t *msg, void *handle, int flags) except -1:
-    """zmq_msg_recv into an initialised msg: blocking ones without the GIL, interruptible."""
-    cdef int rc = kw_zmq.msg_recv(msg, handle, flags | DONTWAIT)
-    cdef int err
-    cdef bint waited = False  # EAGAIN after a blocking call is RCVTIMEO expiry
-    while rc < 0:
-        err = kw_zmq.errno_()
-        if err == EINTR or (err == EAGAIN and not waited and not (flags & DONTWAIT)):
-            if err == EINTR and PyErr_CheckSignals() < 0:
-                return -1
-            kw_drain_if_needed()  # a long wait should not hold released buffers
-            waited = True
-            with nogil:
-                rc = kw_zmq.msg_recv(msg, handle, flags)
-        else:
-            raise_zmq_error(err)
-    return 0
-
-
 cdef list recv_frames_c(object socket, int flags, bint copy):
     """recv_frames for callers in C (see _zmqio.pxd)."""
     cdef void *handle
@@ -377,7 +388,7 @@ cdef list recv_frames_c(object socket, int flags, bint copy):
         while more:
             kw_zmq.msg_init(&msg)
             try:
-                recv_one(&msg, handle, flags)
+                transfer(&msg, handle, flags, True)
                 frames.append(PyBytes_FromStringAndSize(
                     <char *>kw_zmq.msg_data(&msg), <Py_ssize_t>kw_zmq.msg_size(&msg)))
                 more = kw_zmq.msg_more(&msg)
@@ -385,10 +396,8 @@ cdef list recv_frames_c(object socket, int flags, bint copy):
                 kw_zmq.msg_close(&msg)
         return frames
     while more:
-        frame = ReceivedFrame.__new__(ReceivedFrame)
-        kw_zmq.msg_init(&frame.msg)
-        frame.live = True
-        recv_one(&frame.msg, handle, flags)
+        frame = ReceivedFrame.__new__(ReceivedFrame)  # an empty message, initialised
+        transfer(&frame.msg, handle, flags, True)
         more = kw_zmq.msg_more(&frame.msg)
         frames.append(frame)
     return frames

@@ -10,14 +10,15 @@ cdef extern from "zmqio_helper.h":
 
     ctypedef struct kw_zmq_api:
         int (*msg_init)(kw_msg_t *msg) nogil
-        int (*msg_init_data)(kw_msg_t *msg, void *data, size_t size, kw_free_fn *ffn, void *hint) nogil
+        int (*msg_init_size)(kw_msg_t *msg, size_t size) nogil
+        int (*msg_init_data)(kw_msg_t *msg, void *data, size_t size,
+                             kw_free_fn *ffn, void *hint) nogil
         int (*msg_send)(kw_msg_t *msg, void *socket, int flags) nogil
         int (*msg_recv)(kw_msg_t *msg, void *socket, int flags) nogil
         int (*msg_close)(kw_msg_t *msg) nogil
         void *(*msg_data)(kw_msg_t *msg) nogil
         size_t (*msg_size)(const kw_msg_t *msg) nogil
         int (*msg_more)(const kw_msg_t *msg) nogil
-        int (*send)(void *socket, const void *buf, size_t len, int flags) nogil
         int (*errno_)() nogil
 
     kw_zmq_api kw_zmq

@@ -40,6 +40,7 @@ typedef void(kw_free_fn)(void *data, void *hint);
 
 typedef struct {
     int (*msg_init)(kw_msg_t *msg);
+    int (*msg_init_size)(kw_msg_t *msg, size_t size);
     int (*msg_init_data)(kw_msg_t *msg, void *data, size_t size, kw_free_fn *ffn, void *hint);
     int (*msg_send)(kw_msg_t *msg, void *socket, int flags);
     int (*msg_recv)(kw_msg_t *msg, void *socket, int flags);
@@ -47,7 +48,6 @@ typedef struct {
     void *(*msg_data)(kw_msg_t *msg);
     size_t (*msg_size)(const kw_msg_t *msg);
     int (*msg_more)(const kw_msg_t *msg);
-    int (*send)(void *socket, const void *buf, size_t len, int flags);
     int (*errno_)(void);
 } kw_zmq_api;
 
@@ -69,6 +69,7 @@ static const char *kw_zmq_load(const char *path)
         return "libzmq symbol " name " not found";               \
     }
     KW_LOOKUP(msg_init, "zmq_msg_init")
+    KW_LOOKUP(msg_init_size, "zmq_msg_init_size")
     KW_LOOKUP(msg_init_data, "zmq_msg_init_data")
     KW_LOOKUP(msg_send, "zmq_msg_send")
     KW_LOOKUP(msg_recv, "zmq_msg_recv")
@@ -76,7 +77,6 @@ static const char *kw_zmq_load(const char *path)
     KW_LOOKUP(msg_data, "zmq_msg_data")
     KW_LOOKUP(msg_size, "zmq_msg_size")
     KW_LOOKUP(msg_more, "zmq_msg_more")
-    KW_LOOKUP(send, "zmq_send")
     KW_LOOKUP(errno_, "zmq_errno")
 #undef KW_LOOKUP
     /* the handle stays open on purpose: the library is pyzmq's, loaded for

@@ -1,33 +1,9 @@
-/* Small C helpers for the compiled core (kernelwire._ccore). */
-#ifndef KERNELWIRE_CT_HELPER_H
-#define KERNELWIRE_CT_HELPER_H
+/* The clock and calendar arithmetic behind the compiled core's header dates. */
+#ifndef KERNELWIRE_CLOCK_HELPER_H
+#define KERNELWIRE_CLOCK_HELPER_H
 
-#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
-
-/* Constant-time equality of two equal-length byte strings: the time taken
- * depends only on n, never on where the first difference is. */
-static int kw_ct_equal(const unsigned char *a, const unsigned char *b, size_t n)
-{
-    volatile unsigned char acc = 0;
-    size_t i;
-    for (i = 0; i < n; i++) {
-        acc |= (unsigned char)(a[i] ^ b[i]);
-    }
-    return acc == 0;
-}
-
-/* Lowercase hex of n bytes into out (2n bytes, no terminator). */
-static void kw_hexlify(const unsigned char *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0x0f];
-    }
-}
 
 /* Wall-clock UTC time: seconds since the epoch and microseconds (floored,
  * as datetime.now() does). Returns 0 on failure. */
