@@ -63,7 +63,7 @@ class _InstallingLoader(importlib.abc.Loader):
 
 
 class _WaitForJupyterClient(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib protocol
+    def find_spec(self, fullname, path, target=None):  # importlib protocol
         if fullname != _TARGET:
             return None
         sys.meta_path.remove(self)  # one shot; also keeps the lookup below from recursing

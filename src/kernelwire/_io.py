@@ -1,7 +1,7 @@
 """Choose how whole messages go over zmq: the compiled ``_zmqio`` or its pure twin.
 
 ``KERNELWIRE_PURE=1`` at import forces the pure twin; a missing extension
-falls back to it, exactly as for the core (see _core.select).  Both expose
+falls back to it, exactly as for the core (see _core.load).  Both expose
 the same names (see _pyzmqio).
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import _pyzmqio
-from ._core import select
+from ._core import load
 
-zmqio: ModuleType = select("_zmqio", _pyzmqio)
+zmqio: ModuleType = load("_zmqio", "_pyzmqio", check=False)

@@ -134,7 +134,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         self.name = name
         self.callback = callback
 
-    def find_spec(self, fullname, path, target=None):  # noqa: ANN001 - importlib protocol
+    def find_spec(self, fullname, path, target=None):  # importlib protocol
         if fullname != self.name:
             return None
         sys.meta_path.remove(self)  # one shot; also keeps the lookup below from recursing

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from jupyter_client import jsonutil
-
+from . import _ipp_originals
 from ._core import core
 
-_UTIL = "ipyparallel.util"
-_originals: dict[str, Callable[..., Any]] = {}
+_UTIL = _ipp_originals.DATES_MODULE
 _replacements: dict[str, Callable[..., Any]] = {}
 
 
@@ -59,25 +57,18 @@ def _extract_with(parse_date: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return extract_dates
 
 
-def _capture() -> bool:
-    """Record the originals and build the replacements; False while util is half-imported."""
-    if _originals:
-        return True
-    util = sys.modules.get(_UTIL)
-    if util is None or not hasattr(util, "extract_dates"):  # the last of the two defined
-        return False
-    _originals.update(
-        jsonutil_parse_date=jsonutil.parse_date,
-        _parse_date=util._parse_date,
-        extract_dates=util.extract_dates,
-    )
-    ipp_parse = _parse_utc_first(util._parse_date)
-    _replacements.update(
-        jsonutil_parse_date=_parse_utc_first(jsonutil.parse_date),
-        _parse_date=ipp_parse,
-        extract_dates=_extract_with(ipp_parse),
-    )
-    return True
+def _recorded_originals() -> dict[str, Callable[..., Any]] | None:
+    """The originals (see _ipp_originals.dates), replacements built for them; None while
+    ipyparallel.util is not (fully) imported."""
+    originals = _ipp_originals.dates()
+    if originals is not None and not _replacements:
+        ipp_parse = _parse_utc_first(originals["_parse_date"])
+        _replacements.update(
+            jsonutil_parse_date=_parse_utc_first(originals["jsonutil_parse_date"]),
+            _parse_date=ipp_parse,
+            extract_dates=_extract_with(ipp_parse),
+        )
+    return originals
 
 
 def _rebind(old: dict[str, Callable[..., Any]], new: dict[str, Callable[..., Any]]) -> None:
@@ -102,14 +93,15 @@ def install() -> None:
     from jupyter_client and is rebound per module (``kernelwire.install()``
     does this on each import that needs it).
     """
-    if _capture():
-        _rebind(_originals, _replacements)
+    originals = _recorded_originals()
+    if originals is not None:
+        _rebind(originals, _replacements)
 
 
 def uninstall() -> None:
     """Put IPython Parallel's own date parsing back (idempotent)."""
-    if _originals:
-        _rebind(_replacements, _originals)
+    if _replacements:  # built, so the originals are recorded
+        _rebind(_replacements, cast(dict, _ipp_originals.dates()))
 
 
 def is_installed() -> bool:

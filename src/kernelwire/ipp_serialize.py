@@ -28,23 +28,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from . import _ipp_originals
 from . import serialize as _kernelwire
 
-NAMES = ("serialize_object", "deserialize_object", "pack_apply_message", "unpack_apply_message")
-_STOCK_MODULE = "ipyparallel.serialize.serialize"
-_originals: dict[str, Callable[..., Any]] = {}
-
-
-def _stock() -> dict[str, Callable[..., Any]]:
-    """IPython Parallel's own functions, captured before anything is rebound."""
-    if not _originals:
-        module = importlib.import_module(_STOCK_MODULE)
-        for name in NAMES:
-            func = getattr(module, name)
-            if func is getattr(_kernelwire, name):
-                raise RuntimeError(f"{_STOCK_MODULE}.{name} was replaced before it was recorded")
-            _originals[name] = func
-    return _originals
+NAMES = _ipp_originals.SERIALIZE_NAMES
 
 
 def _replacements() -> dict[str, Callable[..., Any]]:
@@ -64,13 +51,13 @@ def _rebind(old: dict[str, Callable[..., Any]], new: dict[str, Callable[..., Any
 def install() -> None:
     """Use kernelwire's serialization for IPython Parallel in this process (idempotent)."""
     importlib.import_module("ipyparallel.serialize")
-    _rebind(_stock(), _replacements())
+    _rebind(_ipp_originals.serialize(), _replacements())
 
 
 def uninstall() -> None:
     """Restore IPython Parallel's own serialization in this process (idempotent)."""
-    if _originals:
-        _rebind(_replacements(), _originals)
+    if _ipp_originals.SERIALIZE_MODULE in sys.modules:  # else nothing was ever rebound
+        _rebind(_replacements(), _ipp_originals.serialize())
 
 
 def is_installed() -> bool:

@@ -2,27 +2,24 @@
 
 The class is a real subclass of ``jupyter_client.session.Session`` (every
 ``Instance(Session)`` trait in the ecosystem accepts it) and keeps all of its
-traits and configuration.  What changes is where the work happens: every
-method that runs per message delegates to a ``SessionCore`` from the
-selected core (compiled ``_ccore`` or pure ``_pycore``), which holds a plain
-copy of the traits it needs, refreshed by trait observers.
+traits and configuration.  This file only keeps a ``SessionCore`` (a plain
+copy of the traits the hot paths need) in step with the traits, and binds
+the core's functions as the per-message methods: ``msg``, ``serialize``,
+``send``, ``recv`` ... are ``session_*`` functions of the selected core,
+``_ccore.pyx`` (compiled) or ``_pycore.py`` (pure), where a send and a
+receive can be read whole.
 """
 
 from __future__ import annotations
 
-import pprint
+import os
 import typing as t
 from types import ModuleType
 
-import zmq
-import zmq.asyncio
 from jupyter_client import session as jc_session
-from jupyter_client.adapter import adapt
-from traitlets import observe
-from traitlets.log import get_logger
-from zmq.eventloop.zmqstream import ZMQStream
+from traitlets import Enum, Float, Integer, default, observe
 
-from . import _process
+from . import _core, _shm
 from ._core import core as _selected_core
 from ._io import zmqio as _selected_zmqio
 
@@ -46,25 +43,149 @@ _CORE_TRAITS = (
     "pid",
     "adapt_version",
     "copy_threshold",
+    "shared_memory_threshold",
+    "shared_memory_limit",
+    "shared_memory_linger",
+    "shared_memory_peers",
 )
+
+#: environment defaults of the shared-memory traits (how a Cluster sets its processes)
+THRESHOLD_VARIABLE = "KERNELWIRE_SHARED_MEMORY_THRESHOLD"
+PEERS_VARIABLE = "KERNELWIRE_SHARED_MEMORY_PEERS"
+
+# Session method -> the core function it is
+_CORE_METHODS = {
+    "msg": "session_msg",
+    "msg_header": "session_msg_header",
+    "sign": "session_sign",
+    "serialize": "session_serialize",
+    "deserialize": "session_deserialize",
+    "feed_identities": "session_feed_identities",
+    "send": "session_send",
+    "send_raw": "session_send_raw",
+    "recv": "session_recv",
+}
+
+
+def _core_methods(core: ModuleType) -> dict[str, t.Any]:
+    return {method: getattr(core, function) for method, function in _CORE_METHODS.items()}
 
 
 class Session(jc_session.Session):
     """Drop-in for :class:`jupyter_client.session.Session` with a compiled core.
 
     Same constructor, traits, configuration, methods, errors and wire bytes.
-    ``kernelwire.implementation`` says which core runs.
+    ``kernelwire.implementation`` says which core runs; ``Session.pinned``
+    gives a class on a chosen core and I/O module.
     """
 
-    #: the core module this class runs on (tests pin the pure one on a subclass)
+    #: the core module this class runs on (see pinned)
     _core_module: t.ClassVar[ModuleType] = _selected_core
     #: how whole messages go over zmq: compiled ``_zmqio`` or the pure ``_pyzmqio``
     _zmqio_module: t.ClassVar[ModuleType] = _selected_zmqio
 
-    def __init_subclass__(cls, **kwargs: t.Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "_core_module" in cls.__dict__:  # pinned to another core: its methods
-            _install_core_methods(cls)
+    # The per-message methods are the core's own functions (signatures and
+    # docstrings as jupyter_client's): read them in _ccore.pyx or _pycore.py.
+    msg = _selected_core.session_msg
+    msg_header = _selected_core.session_msg_header
+    sign = _selected_core.session_sign
+    serialize = _selected_core.session_serialize
+    deserialize = _selected_core.session_deserialize
+    feed_identities = _selected_core.session_feed_identities
+    send = _selected_core.session_send
+    send_raw = _selected_core.session_send_raw
+    recv = _selected_core.session_recv
+
+    shared_memory_threshold = Integer(
+        0,
+        config=True,
+        help="""Buffers of at least this many bytes travel through shared memory (0: off).
+
+        Setting it states that this Session's peers are kernelwire Sessions on
+        this host with it set too (see shared_memory_peers).  Linux only;
+        elsewhere buffers stay frames.  Default: $KERNELWIRE_SHARED_MEMORY_THRESHOLD or 0.""",
+    )
+    shared_memory_limit = Integer(
+        config=True,
+        help="""Bytes of shared memory this Session may hold at once; past it, and when
+        /dev/shm is full, buffers go as frames (logged).  Default: half of /dev/shm.""",
+    )
+    shared_memory_linger = Float(
+        30.0,
+        config=True,
+        help="""Seconds a segment sent in anything but a request stays (its receivers map
+        it on receipt).  A request's segments stay until its reply, plus 2 s.""",
+    )
+    shared_memory_peers = Enum(
+        ("all", "known"),
+        config=True,
+        help="""'all': every peer can map our segments (the user says so).  'known': only
+        replies to kernelwire requests from this host, and messages routed to peers whose
+        own messages said they can (what kernelwire.ipp.Cluster uses, so stock or remote
+        engines get frames).  Default: $KERNELWIRE_SHARED_MEMORY_PEERS or 'all'.""",
+    )
+
+    @default("shared_memory_threshold")
+    def _default_shared_memory_threshold(self) -> int:
+        return int(os.environ.get(THRESHOLD_VARIABLE) or 0)
+
+    @default("shared_memory_limit")
+    def _default_shared_memory_limit(self) -> int:
+        try:
+            st = os.statvfs(_shm.SHM_DIR)
+        except OSError:
+            return 0
+        return st.f_blocks * st.f_frsize // 2
+
+    @default("shared_memory_peers")
+    def _default_shared_memory_peers(self) -> str:
+        return os.environ.get(PEERS_VARIABLE) or "all"
+
+    @property
+    def shared_memory(self) -> _shm.SharedMemory | None:
+        """This Session's shared memory (segments held, peers learned), or None when off."""
+        kw = getattr(self, "_kw", None)
+        return None if kw is None else kw.shm
+
+    @classmethod
+    def pinned(cls, core: str | None = None, io: str | None = None) -> type[Session]:
+        """This class on a chosen core and I/O module: ``"cython"`` or ``"pure"`` each.
+
+        ``None`` keeps the one selected at import.  ``Session.pinned("pure",
+        "pure")`` runs exactly what a pure install runs.  ImportError when
+        the compiled module asked for is not built.  Cached: one pin, one
+        class.
+        """
+        key = (cls, core, io)
+        found = _PINNED.get(key)
+        if found is None:
+            core_module = (
+                cls._core_module if core is None else _core.named(core, "_ccore", "_pycore")
+            )
+            io_module = (
+                cls._zmqio_module
+                if io is None
+                else _core.named(io, "_zmqio", "_pyzmqio", check=False)
+            )
+            namespace: dict[str, t.Any] = {
+                "_core_module": core_module,
+                "_zmqio_module": io_module,
+                "__module__": cls.__module__,
+            }
+            # the core's methods, except where cls overrides one itself
+            for method, function in _core_methods(core_module).items():
+                if getattr(cls, method) is getattr(cls._core_module, _CORE_METHODS[method]):
+                    namespace[method] = function
+            name = (
+                f"{cls.__name__}[core={core_module.IMPLEMENTATION},io={io_module.IMPLEMENTATION}]"
+            )
+            found = _PINNED[key] = type(name, (cls,), namespace)
+        return found
+
+    @classmethod
+    def implementations(cls) -> dict[str, str]:
+        """What this class runs: ``{"core": "cython" | "pure", "io": "cython" | "pure"}``."""
+        return {"core": cls._core_module.IMPLEMENTATION, "io": cls._zmqio_module.IMPLEMENTATION}
 
     def __init__(self, **kwargs: t.Any) -> None:
         self._kw = self._core_module.SessionCore()
@@ -93,8 +214,27 @@ class Session(jc_session.Session):
         kw.pid = self.pid
         kw.adapt_version = self.adapt_version
         kw.copy_threshold = self.copy_threshold
+        kw.shm = self._sync_shared_memory(kw.shm)
 
-    # -- message ids and headers ----------------------------------------------
+    def _sync_shared_memory(self, shm: _shm.SharedMemory | None) -> _shm.SharedMemory | None:
+        if self.shared_memory_threshold <= 0 or not _shm.supported():
+            if shm is not None:
+                shm.release_all()
+            return None
+        if shm is None:
+            return _shm.SharedMemory(
+                self.shared_memory_threshold,
+                self.shared_memory_limit,
+                self.shared_memory_linger,
+                peers=self.shared_memory_peers,
+            )
+        shm.threshold = self.shared_memory_threshold
+        shm.limit = self.shared_memory_limit
+        shm.linger = self.shared_memory_linger
+        shm.peers = self.shared_memory_peers
+        return shm
+
+    # -- message ids and the replay history --------------------------------------
 
     @property
     def msg_id(self) -> str:  # type: ignore[override]
@@ -110,191 +250,11 @@ class Session(jc_session.Session):
     def message_count(self, value: int) -> None:
         self._kw.message_count = value
 
-    def msg_header(self, msg_type: str) -> dict[str, t.Any]:
-        """Create a header for a message type."""
-        return self._kw.msg_header(msg_type)
-
-    def msg(
-        self,
-        msg_type: str,
-        content: dict | None = None,
-        parent: dict[str, t.Any] | None = None,
-        header: dict[str, t.Any] | None = None,
-        metadata: dict[str, t.Any] | None = None,
-    ) -> dict[str, t.Any]:
-        """Return the nested message dict."""
-        return self._kw.msg(msg_type, content, parent, header, metadata)
-
-    # -- signing and (de)serialization ------------------------------------------
-
-    def sign(self, msg_list: list) -> bytes:
-        """The hex HMAC of the packed frames, as bytes; b"" without a key."""
-        return self._kw.sign(msg_list)
-
-    def serialize(
-        self, msg: dict[str, t.Any], ident: list[bytes] | bytes | None = None
-    ) -> list[bytes]:
-        """Serialize a message: ``[idents..., DELIM, HMAC, header, parent, metadata, content]``."""
-        return self._kw.serialize(msg, ident)
-
-    def deserialize(
-        self,
-        msg_list: list[bytes] | list[zmq.Message],
-        content: bool = True,
-        copy: bool = True,
-    ) -> dict[str, t.Any]:
-        """Verify and unpack ``[HMAC, header, parent, metadata, content, buffers...]``."""
-        return self._kw.deserialize(msg_list, content, copy)
-
-    def feed_identities(
-        self, msg_list: list[bytes] | list[zmq.Message], copy: bool = True
-    ) -> tuple[list[bytes], list[bytes] | list[zmq.Message]]:
-        """Split the routing identities from the rest of the message."""
-        return self._core_module.feed_identities(msg_list, copy)
-
-    # -- replay protection ------------------------------------------------------
-
     def _add_digest(self, signature: bytes) -> None:
         self._kw.add_digest(signature)
 
     def _cull_digest_history(self) -> None:
         self._kw.cull_digest_history()
 
-    # -- sockets ----------------------------------------------------------------
 
-    def send(
-        self,
-        stream: zmq.sugar.socket.Socket | ZMQStream | None,
-        msg_or_type: dict[str, t.Any] | str,
-        content: dict[str, t.Any] | None = None,
-        parent: dict[str, t.Any] | None = None,
-        ident: bytes | list[bytes] | None = None,
-        buffers: list[bytes | memoryview] | None = None,
-        track: bool = False,
-        header: dict[str, t.Any] | None = None,
-        metadata: dict[str, t.Any] | None = None,
-    ) -> dict[str, t.Any] | None:
-        """Build, sign and send a message; returns it with ``msg["tracker"]`` set."""
-        if not isinstance(stream, zmq.Socket):
-            track = False  # ZMQStreams and duck-typed sockets cannot track
-        if isinstance(stream, zmq.asyncio.Socket):
-            stream = zmq.Socket.shadow(stream.underlying)
-        if isinstance(msg_or_type, (Message, dict)):  # a tuple: no union built per call
-            msg = msg_or_type
-            buffers = buffers or msg.get("buffers", [])
-        else:
-            msg = self._kw.msg(msg_or_type, content, parent, header, metadata)
-        if self.check_pid and _process.pid != self.pid:
-            get_logger().warning("WARNING: attempted to send message from fork\n%s", msg)
-            return None
-        buffers = [] if buffers is None else buffers
-        self._core_module.check_buffers(buffers)
-        if self.adapt_version:
-            msg = adapt(msg, self.adapt_version)
-        to_send = self._kw.serialize(msg, ident)
-        to_send.extend(buffers)
-        zmqio = self._zmqio_module
-        if stream and zmqio.supports(stream):
-            # one call; frames of copy_threshold bytes or more go zero-copy, and
-            # a tracker only when jupyter_client would track (zero-copy buffers)
-            copy_threshold = self.copy_threshold
-            tracking = bool(
-                buffers and track and max([len(s) for s in to_send]) >= copy_threshold
-            )
-            tracker = zmqio.send_frames(stream, to_send, copy_threshold, tracking)
-        else:
-            longest = max([len(s) for s in to_send])
-            copy = longest < self.copy_threshold
-            if stream and buffers and track and not copy:
-                # only really track when we are doing zero-copy buffers
-                tracker = stream.send_multipart(to_send, copy=False, track=True)
-            elif stream:
-                tracker = DONE
-                stream.send_multipart(to_send, copy=copy)
-            else:
-                tracker = DONE
-        if self.debug:
-            pprint.pprint(msg)  # noqa: T203
-            pprint.pprint(to_send)  # noqa: T203
-            pprint.pprint(buffers)  # noqa: T203
-        msg["tracker"] = tracker
-        return msg
-
-    # the compiled core's send takes this path for anything but a plain pyzmq socket
-    _send_generic = send
-
-    def send_raw(
-        self,
-        stream: zmq.sugar.socket.Socket,
-        msg_list: list,
-        flags: int = 0,
-        copy: bool = True,
-        ident: bytes | list[bytes] | None = None,
-    ) -> None:
-        """Send an already packed ``[header, parent, metadata, content, buffers...]``."""
-        to_send = self._kw.signed_prefix(msg_list, ident)
-        to_send.extend(msg_list)
-        if isinstance(stream, zmq.asyncio.Socket):
-            stream = zmq.Socket.shadow(stream.underlying)
-        zmqio = self._zmqio_module
-        if zmqio.supports(stream):
-            # copy=True copies every frame, as pyzmq would
-            threshold = (1 << 62) if copy else self.copy_threshold
-            zmqio.send_frames(stream, to_send, threshold, False, flags)
-        else:
-            stream.send_multipart(to_send, flags, copy=copy)
-
-    def recv(
-        self,
-        socket: zmq.sugar.socket.Socket,
-        mode: int = zmq.NOBLOCK,
-        content: bool = True,
-        copy: bool = True,
-    ) -> tuple[list[bytes] | None, dict[str, t.Any] | None]:
-        """Receive and unpack a message: ``(idents, msg)``, or ``(None, None)`` if none waits."""
-        if isinstance(socket, ZMQStream):
-            socket = socket.socket
-        if isinstance(socket, zmq.asyncio.Socket):
-            socket = zmq.Socket.shadow(socket.underlying)
-        zmqio = self._zmqio_module
-        try:
-            # one call; anything but a plain pyzmq socket gets its own recv_multipart
-            msg_list = zmqio.recv_frames(socket, mode, copy)
-        except zmq.ZMQError as e:
-            if e.errno == zmq.EAGAIN:
-                return None, None
-            raise
-        idents, msg_list = self._core_module.feed_identities(msg_list, copy)
-        return idents, self.deserialize(msg_list, content=content, copy=copy)
-
-    # the compiled core's recv takes this path for anything but a plain pyzmq socket
-    _recv_generic = recv
-
-
-# Session's thin per-message wrappers; a compiled core replaces them with
-# functions of its own that skip the Python frame (SESSION_METHODS).
-_PYTHON_WRAPPERS = {
-    name: Session.__dict__[name]
-    for name in (
-        "msg", "msg_header", "sign", "serialize", "deserialize", "feed_identities", "send", "recv"
-    )
-}
-_CORE_FUNCTIONS = {id(fn) for fn in _PYTHON_WRAPPERS.values()}
-
-
-def _install_core_methods(cls: type[Session]) -> None:
-    """Give ``cls`` its core's fast methods, unless it overrides them itself."""
-    fast = cls._core_module.SESSION_METHODS
-    for name, wrapper in _PYTHON_WRAPPERS.items():
-        for klass in cls.__mro__:
-            if name in klass.__dict__:
-                current = klass.__dict__[name]
-                break
-        if id(current) not in _CORE_FUNCTIONS:
-            continue  # a subclass's own override wins
-        chosen = fast.get(name, wrapper)
-        _CORE_FUNCTIONS.add(id(chosen))
-        setattr(cls, name, chosen)
-
-
-_install_core_methods(Session)
+_PINNED: dict[tuple[type, str | None, str | None], type[Session]] = {}
