@@ -11,6 +11,14 @@ Two ways switch them:
   nanny inherit it) and which installs kernelwire in the client's process.
   ``kernelwire_controller=False`` / ``kernelwire_engines=False`` make that
   part stock (``KERNELWIRE_INSTALL=0``): mixed clusters interoperate.
+- ``Cluster(shared_memory=True)``: buffers of ``shared_memory_threshold``
+  bytes or more (1 MiB by default) travel between the client, the Hub and
+  the local engines through shared memory (see kernelwire/_shm.py).  Every
+  process it starts runs with ``shared_memory_peers="known"``: a process
+  uses shared memory only towards peers whose own signed messages said they
+  run kernelwire with it on, on this host, so a stock engine or one on
+  another host still gets frames.  The client learns its engines from their
+  first reply; ``start_and_connect`` makes that reply happen.
 - ``ipcluster start``: export ``KERNELWIRE_INSTALL=1``, or point the launchers
   at the wrappers below in ``ipcluster_config.py``, which install kernelwire
   and then run ipyparallel's own entry points::
@@ -21,15 +29,18 @@ Two ways switch them:
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import sys
 from typing import Any
 
 import ipyparallel as ipp
-from traitlets import Bool
+from traitlets import Bool, Integer
 from traitlets.config import Config
 
 from .install import install
+from .session import PEERS_VARIABLE, THRESHOLD_VARIABLE
 
 INSTALL_VARIABLE = "KERNELWIRE_INSTALL"
 
@@ -45,10 +56,40 @@ class Cluster(ipp.Cluster):
         True, config=True, help="Install kernelwire in this process, where the Client runs."
     )
 
+    shared_memory = Bool(
+        False,
+        config=True,
+        help="Send big buffers between the client, the controller and local kernelwire"
+        " engines through shared memory instead of sockets (Linux).",
+    )
+    shared_memory_threshold = Integer(
+        1 << 20, config=True, help="Buffers of at least this many bytes use shared memory."
+    )
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if self.shared_memory and not self.kernelwire_controller:
+            # the Hub records every buffer it sees (rc.get_result, resubmit): a stock one
+            # would record the empty placeholder frames
+            raise ValueError("shared_memory=True needs kernelwire_controller=True")
         if self.kernelwire_client:
             install()
+        if self.shared_memory:
+            batch_direct_views()
+
+    async def connect_client(self, **client_kwargs: Any) -> Any:
+        client = await super().connect_client(**client_kwargs)
+        if self.shared_memory and self.kernelwire_client:
+            client.session.shared_memory_peers = "known"
+            client.session.shared_memory_threshold = self.shared_memory_threshold
+        return client
+
+    async def start_and_connect(self, n: int | None = None, activate: bool = False) -> Any:
+        client = await super().start_and_connect(n, activate)
+        if self.shared_memory and self.kernelwire_client and client.ids:
+            # one reply from each engine tells the client which ones map shared memory
+            await asyncio.wrap_future(client[:].apply_async(int))
+        return client
 
     async def start_controller(self, **kwargs: Any) -> None:
         kwargs["environment"] = self._environment(
@@ -71,7 +112,39 @@ class Cluster(ipp.Cluster):
         env = configured_environment(self.config, launcher_class)
         env.update(given or {})
         env[INSTALL_VARIABLE] = "1" if use_kernelwire else "0"
+        if self.shared_memory and use_kernelwire:
+            env[THRESHOLD_VARIABLE] = str(self.shared_memory_threshold)
+            env[PEERS_VARIABLE] = "known"
         return env
+
+
+_batched = False
+
+
+def batch_direct_views() -> None:
+    """A DirectView call sending one buffer to N engines puts it in one segment, not N."""
+    global _batched
+    if _batched:
+        return
+    _batched = True
+    from ipyparallel.client.view import DirectView
+
+    original = DirectView._really_apply
+
+    @functools.wraps(original)
+    def _really_apply(self: Any, *args: Any, **kwargs: Any) -> Any:
+        shm = getattr(self.client.session, "shared_memory", None)
+        if shm is None:
+            return original(self, *args, **kwargs)
+        # the client sends from its IO thread, in order: bracket this call's sends there
+        loop = self.client._io_loop
+        loop.add_callback(shm.begin_batch)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            loop.add_callback(shm.end_batch)
+
+    DirectView._really_apply = _really_apply
 
 
 def configured_environment(config: Config, launcher_class: type) -> dict[str, str]:
