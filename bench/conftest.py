@@ -1,9 +1,9 @@
 """Micro benchmarks of one Session operation at a time: ``pytest bench/ --benchmark-only``.
 
 Every benchmark runs for each contender: kernelwire on the compiled core and
-on the pure core, and jupyter_client with its orjson and json packers.  The
-compiled contender is skipped, with the reason, when the extension is not
-built.  Sessions sign with HMAC-SHA256, as a kernel does.
+I/O and on the pure core and I/O (``Session.pinned``), and jupyter_client
+with its orjson and json packers.  The compiled contender is skipped, with
+the reason, when the extension is not built.  Sessions sign with HMAC-SHA256, as a kernel does.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import typing as t
 
 import pytest
 
-from kernelwire.bench.contenders import make_session, unavailable_reason
+from kernelwire.bench.contenders import availability, make_session
 from kernelwire.bench.payloads import EXECUTE_REQUEST
 
 CONTENDERS = ["kernelwire", "kernelwire-pure", "jupyter_client", "jupyter_client-json"]
@@ -20,7 +20,7 @@ CONTENDERS = ["kernelwire", "kernelwire-pure", "jupyter_client", "jupyter_client
 
 @pytest.fixture(params=CONTENDERS)
 def contender(request) -> str:
-    reason = unavailable_reason(request.param)
+    reason = availability()[0].get(request.param)
     if reason:
         pytest.skip(f"{request.param}: {reason}")
     return request.param

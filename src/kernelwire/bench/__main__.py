@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from . import chart, environment, floor, registry, report
+from . import chart, environment, floor, report, runner
+from .base import Bench, Scenario
 from .contenders import CONTENDERS
 from .payloads import PAYLOADS
 from .processes import Peers
 from .progress import Progress
-from .runner import Bench, make_plan, run
 
 TRANSPORTS = ("tcp", "ipc")
 
@@ -33,7 +33,7 @@ def _choices(allowed: list[str] | tuple[str, ...]):
     return parse
 
 
-def parser(scenarios: dict[str, type[registry.Scenario]]) -> argparse.ArgumentParser:
+def parser(scenarios: dict[str, type[Scenario]]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m kernelwire.bench",
         description=__doc__,
@@ -93,7 +93,7 @@ def parser(scenarios: dict[str, type[registry.Scenario]]) -> argparse.ArgumentPa
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    scenario_classes = registry.load()
+    scenario_classes = runner.SCENARIOS
     options = parser(scenario_classes).parse_args(argv)
     options.rounds = options.rounds or (2 if options.quick else 5)
     options.round_trips = options.round_trips or (500 if options.quick else 5000)
@@ -109,14 +109,19 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     with Peers(built_floor) as peers:
-        for name, why in peers.unavailable().items():
+        hello = peers.hello()
+        for name, why in hello["unavailable"].items():
             if name in options.contenders:
                 unavailable[name] = why
+        implementations = {
+            name: ran for name, ran in hello["implementations"].items()
+            if name in options.contenders
+        }
         contenders = [CONTENDERS[c] for c in options.contenders if c not in unavailable]
-        scenarios = [cls() for cls in scenario_classes.values() if cls().enabled(options)]
-        plan = make_plan(scenarios, contenders, options)
-        bench = Bench(options, peers)
-        samples = run(bench, plan, Progress())
+        scenarios = [cls() for cls in scenario_classes.values()]
+        scenarios = [s for s in scenarios if s.enabled(options)]
+        plan = runner.make_plan(scenarios, contenders, options)
+        samples = runner.run(Bench(options, peers), plan, Progress())
 
     results = report.Results(
         env=environment.describe(),
@@ -124,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         scenarios=[(s, s.cases(options)) for s in scenarios],
         contenders=list(options.contenders),
         unavailable=unavailable,
+        implementations=implementations,
         samples=samples,
         seconds=time.monotonic() - started,
     )

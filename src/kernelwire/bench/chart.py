@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .base import TIME_UNITS
 from .contenders import CONTENDERS
-from .registry import TIME_UNITS
-from .report import Results
-
-
-def _label(name: str) -> str:
-    return CONTENDERS[name].label if name in CONTENDERS else name
+from .report import Results, label
 
 
 def _color(name: str, palette: list[str]) -> str:
@@ -56,7 +52,7 @@ def draw(results: Results, path: Path) -> Path:
                     width,
                     yerr=[lo, hi],
                     capsize=2,
-                    label=_label(name),
+                    label=results.heading(name),
                     color=_color(name, colors),
                 )
         left.set_yscale("log")
@@ -90,7 +86,7 @@ def draw(results: Results, path: Path) -> Path:
                     width,
                     yerr=[lo, hi],
                     capsize=2,
-                    label=f"vs {_label(baseline)}",
+                    label=f"vs {label(baseline)}",
                     color=_color(baseline, colors),
                     alpha=0.8,
                 )
@@ -99,7 +95,7 @@ def draw(results: Results, path: Path) -> Path:
         right.yaxis.set_major_formatter(ScalarFormatter())
         right.yaxis.set_minor_formatter(NullFormatter())
         right.set_xticks(range(len(cases)), [c.label for c in cases], fontsize=8)
-        subject = _label(results.subject) if results.subject else "kernelwire"
+        subject = label(results.subject) if results.subject else "kernelwire"
         right.set_title(f"{subject} speed ratio (> 1: faster)", fontsize=10)
         right.legend(fontsize=7)
         right.grid(axis="y", alpha=0.3)

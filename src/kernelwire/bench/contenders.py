@@ -21,13 +21,14 @@ class Contender:
     label: str  # used in tables and charts
     kind: str  # "session", "pyzmq" or "floor"
     end_to_end: bool = True  # part of the default end-to-end run
+    pinned: tuple[str, str] | None = None  # kernelwire: Session.pinned(core, io)
 
 
 CONTENDERS: dict[str, Contender] = {
     c.name: c
     for c in (
-        Contender("kernelwire", "kernelwire", "session"),
-        Contender("kernelwire-pure", "kernelwire (pure)", "session"),
+        Contender("kernelwire", "kernelwire", "session", pinned=("cython", "cython")),
+        Contender("kernelwire-pure", "kernelwire (pure)", "session", pinned=("pure", "pure")),
         Contender("jupyter_client", "jupyter_client", "session"),
         Contender("jupyter_client-json", "jupyter_client (json)", "session", end_to_end=False),
         Contender("pyzmq", "raw pyzmq", "pyzmq"),
@@ -41,22 +42,12 @@ KERNELWIRE = ("kernelwire", "kernelwire-pure")
 
 def session_class(name: str) -> type:
     """The Session class of a session contender; ImportError if it cannot run here."""
-    if name == "kernelwire":
-        from kernelwire import _ccore  # ImportError until the compiled core is built
+    contender = CONTENDERS[name]
+    if contender.pinned is not None:
         from kernelwire.session import Session
 
-        class CompiledSession(Session):
-            _core_module = _ccore
-
-        return CompiledSession
-    if name == "kernelwire-pure":
-        from kernelwire import _pycore
-        from kernelwire.session import Session
-
-        class PureSession(Session):
-            _core_module = _pycore
-
-        return PureSession
+        # ImportError when a compiled module it asks for is not built
+        return Session.pinned(*contender.pinned)
     if name.startswith("jupyter_client"):
         from jupyter_client.session import Session
 
@@ -72,16 +63,26 @@ def make_session(name: str) -> t.Any:
     return session_class(name)(key=KEY, packer=packer)
 
 
-def unavailable_reason(name: str) -> str | None:
-    """Why a Python contender cannot run in this process (None if it can)."""
-    contender = CONTENDERS[name]
-    if contender.kind != "session":
-        return None
-    try:
-        session_class(name)
-    except ImportError as exc:
-        return f"not available ({exc})"
-    return None
+def availability() -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """What this process can run: ``(unavailable, implementations)``.
+
+    ``unavailable`` maps each contender that cannot run here to the reason;
+    ``implementations`` maps each kernelwire contender that can to the core
+    and I/O modules its Session class runs (``Session.implementations()``).
+    """
+    unavailable: dict[str, str] = {}
+    implementations: dict[str, dict[str, str]] = {}
+    for name, contender in CONTENDERS.items():
+        if contender.kind != "session":
+            continue
+        try:
+            cls = session_class(name)
+        except ImportError as exc:
+            unavailable[name] = f"not available ({exc})"
+            continue
+        if contender.pinned is not None:
+            implementations[name] = cls.implementations()
+    return unavailable, implementations
 
 
 class SessionWire:

@@ -20,14 +20,13 @@ import statistics
 import sys
 import typing as t
 
+from .base import Bench, Case, Measurement, Sample, Scenario
 from .processes import LineProcess
-from .registry import Case, Measurement, Scenario, register
 
 if t.TYPE_CHECKING:
     import argparse
 
     from .contenders import Contender
-    from .runner import Bench, Sample
 
 #: (workload, label, size, repetitions per sample, unit); --quick divides sizes by 5
 WORKLOADS = [
@@ -43,7 +42,6 @@ STARTUP_TIMEOUT = 180.0
 SAMPLE_TIMEOUT = 900.0
 
 
-@register
 class IPyParallel(Scenario):
     name = "ipyparallel"
     title = "IPython Parallel cluster (2 engines), per workload"
@@ -146,7 +144,6 @@ class IPyParallel(Scenario):
         return caption, header, rows
 
 
-@register
 class IPyParallelAcrossHosts(IPyParallel):
     """The same workloads with the controller, two engine hosts and the client each
     in its own network namespace (``--ipyparallel --netns``; Linux, as root)."""

@@ -174,16 +174,14 @@ def start_cluster(
 
 
 def describe(client: t.Any) -> dict[str, t.Any]:
-    """What actually runs in this client: the Session class, its core, the serializer."""
+    """What actually runs in this client: the Session class, its core and I/O, the serializer."""
     import ipyparallel.serialize as ipp_serialize
 
     session = type(client.session)
     info = {"session": f"{session.__module__}.{session.__qualname__}",
             "serialize_object": ipp_serialize.serialize_object.__module__}
-    if session.__module__.startswith("kernelwire"):
-        import kernelwire
-
-        info["core"] = kernelwire.implementation
+    if hasattr(session, "implementations"):  # kernelwire's: the core and I/O modules it runs
+        info.update(session.implementations())
     return info
 
 
@@ -219,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
                     after = cpu_times()
                     cpu = {k: after[k] - before.get(k, 0.0) for k in after}
                     reply = {"count": count, "seconds": seconds, "cpu": cpu}
-                except Exception as e:  # noqa: BLE001 - reported to the runner as a failed sample
+                except Exception as e:  # reported to the runner as a failed sample
                     reply = {"error": f"{type(e).__name__}: {e}"}
                 print(json.dumps(reply), file=out, flush=True)
         finally:

@@ -158,7 +158,7 @@ class Network:
         **kwargs: Any,
     ) -> subprocess.Popen:
         """Start ``argv`` on ``host``; its output goes to ``log`` (appended)."""
-        out = open(log, "ab") if log is not None else None  # noqa: SIM115 - closed in close()
+        out = open(log, "ab") if log is not None else None  # closed in close()
         kwargs.setdefault("stdout", out if out is not None else subprocess.DEVNULL)
         kwargs.setdefault("stderr", out if out is not None else subprocess.DEVNULL)
         process = subprocess.Popen(
@@ -420,7 +420,7 @@ class HostCluster:
         for agent in self.agents:
             try:
                 agent.call("if 'client' in globals(): client.close()", timeout=10)
-            except Exception:  # noqa: BLE001 - best effort: the agent may be gone
+            except Exception:  # best effort: the agent may be gone
                 pass
             agent.close()
         self.agents.clear()
@@ -513,7 +513,7 @@ class HostsDriver:
             reply = self.client.call(code, timeout=900)
             after = self.cpu_times()
             reply["cpu"] = {k: after[k] - before.get(k, 0.0) for k in after}
-        except Exception as e:  # noqa: BLE001 - a failed sample, as ipp_driver reports it
+        except Exception as e:  # a failed sample, as ipp_driver reports it
             reply = {"error": f"{type(e).__name__}: {e}"}
         self._replies.append(reply)
 

@@ -106,10 +106,11 @@ class Peers:
             worker.close()
         self.workers = self._start_workers()
 
-    def unavailable(self) -> dict[str, str]:
-        """Contenders the workers cannot run, with the reason."""
+    def hello(self) -> dict[str, dict]:
+        """What the workers run: ``{"unavailable": {contender: reason},
+        "implementations": {contender: {"core": ..., "io": ...}}}``."""
         self.workers[0].send({"role": "hello"})
-        return self.workers[0].read(timeout=60)["unavailable"]
+        return self.workers[0].read(timeout=60)
 
     def endpoint(self, transport: str) -> str:
         self._serial += 1

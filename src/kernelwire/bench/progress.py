@@ -6,7 +6,7 @@ import sys
 import time
 import typing as t
 
-from .runner import Sample
+from .base import Sample
 
 
 def format_value(value: float, unit: str) -> str:

@@ -7,11 +7,10 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .base import TIME_UNITS, Case, Sample, Scenario
 from .contenders import CONTENDERS, KERNELWIRE
 from .environment import one_line
 from .progress import format_value
-from .registry import TIME_UNITS, Case, Scenario
-from .runner import Sample
 from .stats import BASELINES, Ratio, Summary, ratios, summarize
 
 
@@ -26,6 +25,8 @@ class Results:
     unavailable: dict[str, str]  # contender -> reason
     samples: list[Sample]
     seconds: float
+    #: kernelwire contender -> the modules its Session ran: {"core": ..., "io": ...}
+    implementations: dict[str, dict[str, str]] = field(default_factory=dict)
     summaries: dict[tuple[str, str, str], Summary] = field(init=False)
     subject: str | None = field(init=False)  # the kernelwire the ratios are about
     ratios: list[Ratio] = field(init=False)
@@ -50,9 +51,22 @@ class Results:
     def baselines(self) -> list[str]:
         return [b for b in BASELINES if b in self.contenders and b != self.subject]
 
+    def heading(self, name: str) -> str:
+        """A contender's column heading and legend entry: for kernelwire, with what it ran."""
+        ran = self.implementations.get(name)
+        if ran is None:
+            return label(name)
+        return f"{label(name)} [{modules(ran)}]"
 
-def _label(name: str) -> str:
+
+def label(name: str) -> str:
+    """A contender's name as tables and charts show it."""
     return CONTENDERS[name].label if name in CONTENDERS else name
+
+
+def modules(ran: dict[str, str]) -> str:
+    """``core=cython io=cython``: the core and I/O modules a kernelwire Session ran."""
+    return f"core={ran['core']} io={ran['io']}"
 
 
 def _cell(results: Results, scenario: str, case: Case, contender: str, spread: bool) -> str:
@@ -80,8 +94,8 @@ def _ratio_cell(r: Ratio | None) -> str:
 def table_rows(
     results: Results, scenario: Scenario, cases: list[Case], spread: bool
 ) -> tuple[list[str], list[list[str]]]:
-    header = ["case", "unit", *map(_label, results.contenders)]
-    header += [f"vs {_label(b)}" for b in results.baselines()]
+    header = ["case", "unit", *map(results.heading, results.contenders)]
+    header += [f"vs {label(b)}" for b in results.baselines()]
     rows = []
     for case in cases:
         row = [case.label, case.unit]
@@ -108,15 +122,15 @@ def render(header: list[str], rows: list[list[str]], markdown: bool) -> str:
 
 
 def _subject(results: Results) -> str:
-    subject = _label(results.subject) if results.subject else "kernelwire"
+    subject = label(results.subject) if results.subject else "kernelwire"
     return f"'vs' columns: {subject}'s speed / the other's (> 1: {subject} is faster)"
 
 
 def _notes(results: Results) -> list[str]:
-    notes = [f"{_label(c)}: {why}" for c, why in results.unavailable.items()]
+    notes = [f"{label(c)}: {why}" for c, why in results.unavailable.items()]
     if results.subject and results.subject != KERNELWIRE[0]:
         notes.append(
-            f"ratios use {_label(results.subject)}: {_label(KERNELWIRE[0])} has no measurements"
+            f"ratios use {label(results.subject)}: {label(KERNELWIRE[0])} has no measurements"
         )
     failures: dict[tuple[str, str], int] = {}
     for summary in results.summaries.values():
@@ -124,7 +138,7 @@ def _notes(results: Results) -> list[str]:
             key = (summary.contender, error)
             failures[key] = failures.get(key, 0) + 1
     for (contender, error), cases in failures.items():
-        notes.append(f"{_label(contender)} failed ({cases} cases): {error[:200]}")
+        notes.append(f"{label(contender)} failed ({cases} cases): {error[:200]}")
     return notes
 
 
@@ -198,7 +212,12 @@ def to_json(results: Results, command: str) -> dict[str, t.Any]:
             for s, cases in results.scenarios
         ],
         "contenders": {
-            c: {"label": _label(c), "unavailable": results.unavailable.get(c)}
+            c: {
+                "label": label(c),
+                "unavailable": results.unavailable.get(c),
+                # the modules a kernelwire contender's Session ran (None for the others)
+                "implementations": results.implementations.get(c),
+            }
             for c in results.contenders
         },
         "samples": [s.as_dict() for s in results.samples],

@@ -1,5 +1,7 @@
 """Run the enabled scenarios: contenders interleaved, several rounds, every sample kept.
 
+:data:`SCENARIOS` lists the scenarios there are; ``--scenarios`` picks among them.
+
 Within a round each case is measured for every contender back to back, in
 an order that rotates from round to round, so slow drifts of a shared
 machine hit all contenders alike and per-round ratios compare neighbours.
@@ -11,64 +13,19 @@ import argparse
 import typing as t
 from dataclasses import dataclass, field
 
-from .contenders import Contender
-from .payloads import Payload
-from .processes import Peers
-from .registry import Case, Measurement, Scenario
+from .base import Bench, Case, Sample, Scenario
+from .ipp_cluster import IPyParallel, IPyParallelAcrossHosts
+from .scenarios import Latency, Throughput
+from .serialize_object import SerializeObject
 
+if t.TYPE_CHECKING:
+    from .contenders import Contender
 
-@dataclass
-class Sample:
-    """One measurement of one contender on one case in one round."""
-
-    scenario: str
-    case: str
-    contender: str
-    round: int
-    unit: str
-    measurement: Measurement | None = None
-    error: str | None = None
-
-    @property
-    def value(self) -> float | None:
-        return self.measurement.value(self.unit) if self.measurement else None
-
-    def as_dict(self) -> dict[str, t.Any]:
-        m = self.measurement
-        return {
-            "scenario": self.scenario,
-            "case": self.case,
-            "contender": self.contender,
-            "round": self.round,
-            "unit": self.unit,
-            "value": self.value,
-            "count": m.count if m else None,
-            "seconds": m.seconds if m else None,
-            "bytes_per_op": m.bytes_per_op if m else None,
-            "extra": m.extra if m else {},
-            "error": self.error,
-        }
-
-
-@dataclass
-class Bench:
-    """What a scenario's measure() gets: the options, counts and the peer processes."""
-
-    options: argparse.Namespace
-    peers: Peers
-
-    def scaled(self, count: int) -> int:
-        """A count scaled by --scale (never below 2: one warm-up is not a measurement)."""
-        return max(2, round(count * self.options.scale))
-
-    def count(self, payload: Payload) -> int:
-        """Messages per sample for a payload, for this run's mode and scale."""
-        return self.scaled(payload.quick_count if self.options.quick else payload.count)
-
-    def session_class(self, contender: str) -> type:
-        from .contenders import session_class
-
-        return session_class(contender)
+#: every scenario the command knows (``--scenarios`` takes their names), in table order
+SCENARIOS: dict[str, type[Scenario]] = {
+    cls.name: cls
+    for cls in (Throughput, Latency, IPyParallel, IPyParallelAcrossHosts, SerializeObject)
+}
 
 
 @dataclass

@@ -11,19 +11,17 @@ from __future__ import annotations
 import argparse
 import typing as t
 
+from .base import Bench, Case, Measurement, Scenario
 from .payloads import PAYLOADS, frame_sizes
-from .registry import Case, Measurement, Scenario, register
 
-if t.TYPE_CHECKING:  # the workers import this module: keep it light
+if t.TYPE_CHECKING:
     from .contenders import Contender
-    from .runner import Bench
 
 
 def _frames_bytes(payload: str) -> int:
     return sum(frame_sizes(PAYLOADS[payload]))
 
 
-@register
 class Throughput(Scenario):
     name = "throughput"
     title = "PUSH -> PULL throughput"
@@ -54,7 +52,6 @@ class Throughput(Scenario):
         )
 
 
-@register
 class Latency(Scenario):
     name = "latency"
     title = "DEALER <-> ROUTER round trip"

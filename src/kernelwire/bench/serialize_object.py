@@ -24,11 +24,10 @@ import sys
 import time
 import typing as t
 
-from .registry import Case, Measurement, Scenario, register
+from .base import Bench, Case, Measurement, Scenario
 
 if t.TYPE_CHECKING:
     from .contenders import Contender
-    from .runner import Bench
 
 SERIALIZERS = ("kernelwire.serialize", "ipyparallel.serialize")
 GROUPS = ITEMS = 10
@@ -58,7 +57,15 @@ def run_child(session_name: str, serializer: str, rounds: int) -> dict:
 
     from .contenders import make_session
 
-    serialize = importlib.import_module(serializer)
+    if serializer == "ipyparallel.serialize":  # IPython Parallel's own, even if rebound here
+        from kernelwire import _ipp_originals
+
+        stock = _ipp_originals.serialize()
+        serialize_object = stock["serialize_object"]
+        deserialize_object = stock["deserialize_object"]
+    else:
+        module = importlib.import_module(serializer)
+        serialize_object, deserialize_object = module.serialize_object, module.deserialize_object
     sender, receiver = make_session(session_name), make_session(session_name)
     ctx = zmq.Context()
     push, pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
@@ -70,11 +77,11 @@ def run_child(session_name: str, serializer: str, rounds: int) -> dict:
     try:
         for _ in range(rounds):
             start = time.perf_counter()
-            frames = serialize.serialize_object(obj)
+            frames = serialize_object(obj)
             sender.send(push, "apply_request", {}, buffers=frames)
             del frames
             _, msg = receiver.recv(pull, mode=0, copy=False)
-            out, _ = serialize.deserialize_object(msg["buffers"])
+            out, _ = deserialize_object(msg["buffers"])
             times.append(time.perf_counter() - start)
             for g in range(GROUPS):  # every array arrived (checked outside the timing)
                 for i in range(ITEMS):
@@ -86,7 +93,9 @@ def run_child(session_name: str, serializer: str, rounds: int) -> dict:
         push.close(linger=0)
         pull.close(linger=0)
         ctx.term()
-    return {"seconds": times, "peak_growth_bytes": _max_rss_bytes() - baseline}
+    ran = getattr(type(sender), "implementations", None)  # kernelwire's: its core and I/O
+    return {"seconds": times, "peak_growth_bytes": _max_rss_bytes() - baseline,
+            "implementations": ran() if ran else None}
 
 
 def run_sample(session_name: str, serializer: str, rounds: int) -> dict:
@@ -101,7 +110,6 @@ def run_sample(session_name: str, serializer: str, rounds: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-@register
 class SerializeObject(Scenario):
     name = "serialize-object"
     title = "dict of 100 x 1 MiB arrays, nested 2 deep: serialize, send, recv, deserialize (tcp)"
@@ -119,7 +127,8 @@ class SerializeObject(Scenario):
             count=rounds,
             seconds=sum(sample["seconds"]),
             bytes_per_op=OBJECT_BYTES,
-            extra={"peak_growth_mb": sample["peak_growth_bytes"] / 1e6},
+            extra={"peak_growth_mb": sample["peak_growth_bytes"] / 1e6,
+                   "implementations": sample["implementations"]},
         )
 
 

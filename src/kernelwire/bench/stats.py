@@ -11,7 +11,7 @@ import statistics
 import typing as t
 from dataclasses import asdict, dataclass
 
-from .runner import Sample
+from .base import Sample
 
 #: ratio baselines, in table order
 BASELINES = ("jupyter_client", "pyzmq", "floor")

@@ -5,11 +5,11 @@ them with one JSON object per line on stdin; the worker answers with JSON
 lines on stdout, mirroring the C floor's protocol: ``{"endpoint": ...}``
 once a binding role is bound, then ``{"seconds": ...}`` or ``{"error": ...}``.
 A command is ``{"role", "contender", "payload", "endpoint", "count"}``;
-``{"role": "hello"}`` reports which contenders can run.
+``{"role": "hello"}`` reports which contenders can run, and the core and
+I/O modules each kernelwire contender runs.
 
 Roles (as in floor.c): pull and echo bind, push and ping connect; the first
-message is a warm-up and timing starts once it has gone through.  A scenario
-may register more roles with :func:`role`.
+message is a warm-up and timing starts once it has gone through.
 """
 
 from __future__ import annotations
@@ -20,24 +20,11 @@ import time
 import traceback
 import typing as t
 
-from .contenders import CONTENDERS, make_wire, unavailable_reason
+from .contenders import availability, make_wire
 from .payloads import PAYLOADS
 
 #: a peer that died must not hang the run: give up after this long
 TIMEOUT_MS = 20_000
-
-RoleFunction = t.Callable[[t.Any, t.Any, int], float]
-ROLES: dict[str, tuple[str, bool, RoleFunction]] = {}
-
-
-def role(name: str, socket_type: str, binds: bool) -> t.Callable[[RoleFunction], RoleFunction]:
-    """Register ``fn(wire, sock, count) -> seconds`` as a worker role."""
-
-    def register(fn: RoleFunction) -> RoleFunction:
-        ROLES[name] = (socket_type, binds, fn)
-        return fn
-
-    return register
 
 
 def _timed(step: t.Callable[[], t.Any], count: int) -> float:
@@ -48,24 +35,29 @@ def _timed(step: t.Callable[[], t.Any], count: int) -> float:
     return time.perf_counter() - start
 
 
-@role("pull", "PULL", binds=True)
 def pull(wire: t.Any, sock: t.Any, count: int) -> float:
     return _timed(lambda: wire.recv(sock), count)
 
 
-@role("push", "PUSH", binds=False)
 def push(wire: t.Any, sock: t.Any, count: int) -> float:
     return _timed(lambda: wire.send(sock), count)
 
 
-@role("echo", "ROUTER", binds=True)
 def echo(wire: t.Any, sock: t.Any, count: int) -> float:
     return _timed(lambda: wire.serve(sock), count)
 
 
-@role("ping", "DEALER", binds=False)
 def ping(wire: t.Any, sock: t.Any, count: int) -> float:
     return _timed(lambda: wire.request(sock), count)
+
+
+#: role -> (socket type, whether it binds, ``fn(wire, sock, count) -> seconds``)
+ROLES: dict[str, tuple[str, bool, t.Callable[[t.Any, t.Any, int], float]]] = {
+    "pull": ("PULL", True, pull),
+    "push": ("PUSH", False, push),
+    "echo": ("ROUTER", True, echo),
+    "ping": ("DEALER", False, ping),
+}
 
 
 def emit(reply: dict) -> None:
@@ -100,12 +92,12 @@ def run_role(ctx: t.Any, command: dict) -> dict:
 
 
 def hello() -> dict:
-    reasons = {name: unavailable_reason(name) for name in CONTENDERS}
-    return {"unavailable": {name: why for name, why in reasons.items() if why}}
+    unavailable, implementations = availability()
+    return {"unavailable": unavailable, "implementations": implementations}
 
 
 def keep_jupyter_client_dates() -> None:
-    """Undo ipyparallel's import-time patch, should a scenario module have imported it.
+    """Undo ipyparallel's import-time patch, should anything have imported it here.
 
     ipyparallel turns jupyter_client's date parsing into a no-op; the
     end-to-end comparisons measure Sessions as kernels run them, with dates.
@@ -119,9 +111,6 @@ def keep_jupyter_client_dates() -> None:
 def main() -> None:
     import zmq
 
-    from . import registry
-
-    registry.load()  # scenario modules may register more roles
     keep_jupyter_client_dates()
     ctx = zmq.Context()
     for line in sys.stdin:

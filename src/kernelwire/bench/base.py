@@ -1,13 +1,12 @@
-"""Scenarios are pluggable: a registry of what ``python -m kernelwire.bench`` measures.
+"""What every scenario is made of: Case, Measurement, Scenario, and the Bench it measures on.
 
 Adding a scenario
 -----------------
-1. Write a module (say ``kernelwire/bench/my_scenario.py``) with a
-   :class:`Scenario` subclass decorated with :func:`register`::
+1. Write a :class:`Scenario` subclass (in ``scenarios.py``, or a module of
+   its own such as ``kernelwire/bench/my_scenario.py``)::
 
-       from .registry import Case, Measurement, Scenario, register
+       from .base import Case, Measurement, Scenario
 
-       @register
        class TinyTasks(Scenario):
            name = "tiny-tasks"             # unique; used by --scenarios and in the JSON
            title = "2,000 tiny tasks"      # table and chart heading
@@ -28,38 +27,30 @@ Adding a scenario
                seconds = ...                # run it with bench.session_class(contender.name)
                return Measurement(count=2000, seconds=seconds)
 
-2. Add the module's import name to :data:`SCENARIO_MODULES` (or, from
-   another distribution, expose it as an entry point in the group
-   ``kernelwire.bench.scenarios``).
+2. Add the class to :data:`kernelwire.bench.runner.SCENARIOS`; ``--scenarios``
+   then accepts its name.
 
 The runner interleaves contenders within each case, repeats everything for
 ``--rounds`` rounds, and computes medians, min-max and the kernelwire ratios
-for every scenario the same way.  ``measure`` gets a
-:class:`~kernelwire.bench.runner.Bench` with the options, scaled counts and
-the two-process helpers (``bench.peers.pair``); a scenario that needs other
-processes (a cluster, say) may start them in ``setup`` and stop them in
-``teardown``.  Raise an exception from ``measure`` to record a failed sample.
+for every scenario the same way.  ``measure`` gets a :class:`Bench` with the
+options, scaled counts and the two-process helpers (``bench.peers.pair``); a
+scenario that needs other processes (a cluster, say) may start them in
+``setup`` and stop them in ``teardown``.  Raise an exception from
+``measure`` to record a failed sample.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import typing as t
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+
+from .contenders import session_class
 
 if t.TYPE_CHECKING:
     from .contenders import Contender
-    from .runner import Bench
-
-#: modules that define the built-in scenarios (imported in this order)
-SCENARIO_MODULES = [
-    "kernelwire.bench.scenarios",
-    "kernelwire.bench.ipp_cluster",
-    "kernelwire.bench.serialize_object",
-]
-ENTRY_POINT_GROUP = "kernelwire.bench.scenarios"
+    from .payloads import Payload
+    from .processes import Peers
 
 #: units a case can report in; the time units are lower-is-better
 RATE_UNITS = ("msg/s", "MB/s", "tasks/s")
@@ -139,21 +130,55 @@ class Scenario:
         raise NotImplementedError
 
 
-SCENARIOS: dict[str, type[Scenario]] = {}
+@dataclass
+class Sample:
+    """One measurement of one contender on one case in one round."""
+
+    scenario: str
+    case: str
+    contender: str
+    round: int
+    unit: str
+    measurement: Measurement | None = None
+    error: str | None = None
+
+    @property
+    def value(self) -> float | None:
+        return self.measurement.value(self.unit) if self.measurement else None
+
+    def as_dict(self) -> dict[str, t.Any]:
+        m = self.measurement
+        return {
+            "scenario": self.scenario,
+            "case": self.case,
+            "contender": self.contender,
+            "round": self.round,
+            "unit": self.unit,
+            "value": self.value,
+            "count": m.count if m else None,
+            "seconds": m.seconds if m else None,
+            "bytes_per_op": m.bytes_per_op if m else None,
+            "extra": m.extra if m else {},
+            "error": self.error,
+        }
 
 
-def register(cls: type[Scenario]) -> type[Scenario]:
-    """Class decorator: make a scenario known to the runner."""
-    if cls.name in SCENARIOS and SCENARIOS[cls.name] is not cls:
-        raise ValueError(f"scenario {cls.name!r} registered twice")
-    SCENARIOS[cls.name] = cls
-    return cls
+@dataclass
+class Bench:
+    """What a scenario's measure() gets: the options, counts and the peer processes."""
 
+    options: argparse.Namespace
+    peers: Peers
 
-def load() -> dict[str, type[Scenario]]:
-    """Import every scenario module (built-in and entry points); returns the registry."""
-    for module in SCENARIO_MODULES:
-        importlib.import_module(module)
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        entry.load()
-    return SCENARIOS
+    def scaled(self, count: int) -> int:
+        """A count scaled by --scale (never below 2: one warm-up is not a measurement)."""
+        return max(2, round(count * self.options.scale))
+
+    def count(self, payload: Payload) -> int:
+        """Messages per sample for a payload, for this run's mode and scale."""
+        return self.scaled(payload.quick_count if self.options.quick else payload.count)
+
+    @staticmethod
+    def session_class(contender: str) -> type:
+        """The Session class a session contender runs (see contenders.session_class)."""
+        return session_class(contender)
