@@ -101,7 +101,7 @@ def receive(session_class: type, receiver: Receiver, frames: list[bytes]) -> Out
     try:
         _idents, rest = session.feed_identities(list(frames))
         message = session.deserialize(rest)
-    except Exception as e:  # noqa: BLE001 - every rejection is classified below
+    except Exception as e:  # every rejection is classified below
         verdict, error = classify(e)
     else:
         verdict, error = "valid", None

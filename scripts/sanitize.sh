@@ -18,12 +18,28 @@
 # instead).  PYTHONMALLOC=malloc sends Python's own allocations through ASan
 # too, so an overflow into a neighbouring object is caught.
 #
-# Environment: PYTHON (default .venv/bin/python), CC (default gcc; clang with
-# --fuzzer), KEEP=1 to keep the scratch tree.
+# Environment: PYTHON (default .venv/bin/python; the build requirements of
+# pyproject.toml, Cython and setuptools, are installed into it when missing),
+# CC (default gcc; clang with --fuzzer), KEEP=1 to keep the scratch tree.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
 [ -x "$python" ] || python=$(command -v python3)
+
+# setup.py runs directly below, without pip's isolated build environment, so
+# pyproject.toml's build requirements must be in this Python: the `test` extra
+# does not bring Cython, and venvs of Python >= 3.12 have no setuptools.
+if ! "$python" -c 'import Cython, setuptools' 2>/dev/null; then
+    read -r -a build_requires < <("$python" - "$repo/pyproject.toml" <<'PY'
+import re, sys
+section = open(sys.argv[1]).read().split("[build-system]", 1)[1].split("\n[", 1)[0]
+requires = re.search(r"requires\s*=\s*\[(.*?)\]", section, re.S).group(1)
+print(" ".join(re.findall(r'"([^"]+)"', requires)))
+PY
+    )
+    echo "sanitize.sh: installing the build requirements (${build_requires[*]}) for $python" >&2
+    "$python" -m pip install -q "${build_requires[@]}"
+fi
 
 build_only=""
 fuzzer=0
@@ -54,7 +70,7 @@ if [ -z "$build_only" ] && [ "${KEEP:-0}" != 1 ]; then
     trap 'rm -rf "$scratch"' EXIT
 fi
 # the working tree as it is (uncommitted work included), without build products
-tar -C "$repo" --exclude=./.venv --exclude=./.git --exclude='*.so' --exclude='_ext/*.c' \
+tar -C "$repo" --exclude=./.venv --exclude='./.venv-*' --exclude=./.git --exclude='*.so' --exclude='_ext/*.c' \
     --exclude=./build --exclude='./fuzz/work*' -cf - . | tar -C "$scratch" -xf -
 
 flags="-fsanitize=$sanitizers -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"

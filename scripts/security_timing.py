@@ -30,16 +30,9 @@ KEY = b"timing-key"
 
 
 def session_class(pure: bool):
-    from kernelwire import _pycore
     from kernelwire.session import Session
 
-    if not pure:
-        return Session
-
-    class PureSession(Session):
-        _core_module = _pycore
-
-    return PureSession
+    return Session.pinned(core="pure") if pure else Session
 
 
 def forged(signature: bytes, at: int) -> bytes:
@@ -122,7 +115,7 @@ def main() -> int:
     parser.add_argument("--pure", action="store_true")
     args = parser.parse_args()
     Session = session_class(args.pure)
-    print(f"core: {Session._core_module.IMPLEMENTATION}")
+    print(f"core: {Session.implementations()['core']}")
     comparison_timing(Session, args.reps)
 
     print("replay-history culling, per received message (amortised):")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import os
 import sys
 import time
@@ -36,16 +37,9 @@ def rss() -> int:
 
 
 def session_class(pure: bool):
-    from kernelwire import _pycore
     from kernelwire.session import Session
 
-    if not pure:
-        return Session
-
-    class PureSession(Session):
-        _core_module = _pycore
-
-    return PureSession
+    return Session.pinned(core="pure") if pure else Session
 
 
 def run(name: str, step, n: int, warmup: int, samples: int = 10) -> float:
@@ -81,11 +75,14 @@ def main() -> int:
     args = parser.parse_args()
 
     import kernelwire
-    from kernelwire._io import zmqio
 
     Session = session_class(args.pure)
-    core = Session._core_module.IMPLEMENTATION
-    print(f"core: {core}; zmq I/O: {zmqio.IMPLEMENTATION}; kernelwire {kernelwire.__version__}")
+    ran = Session.implementations()
+    # the I/O module this Session runs: its frame counters are checked below
+    zmqio = importlib.import_module(
+        "kernelwire._zmqio" if ran["io"] == "cython" else "kernelwire._pyzmqio"
+    )
+    print(f"core: {ran['core']}; zmq I/O: {ran['io']}; kernelwire {kernelwire.__version__}")
     key = b"soak-key"
     failures = []
 

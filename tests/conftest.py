@@ -12,12 +12,6 @@ from kernelwire import _core, _pycore
 from kernelwire.session import Session
 
 
-class PureSession(Session):
-    """kernelwire.Session pinned to the pure-Python core."""
-
-    _core_module = _pycore
-
-
 def _compiled_available() -> bool:
     try:
         from kernelwire import _ccore  # noqa: F401
@@ -33,14 +27,8 @@ IMPLEMENTATIONS = ["cython", "pure"] if COMPILED else ["pure"]
 
 
 def session_class(impl: str) -> type[Session]:
-    if impl == "pure":
-        return PureSession
-    from kernelwire import _ccore
-
-    class CompiledSession(Session):
-        _core_module = _ccore
-
-    return CompiledSession
+    """kernelwire.Session on the core ``impl`` ("cython" or "pure"), I/O as selected."""
+    return Session.pinned(core=impl)
 
 
 def core_module(impl: str):
@@ -69,7 +57,7 @@ def impl(request) -> str:
 
 
 @pytest.fixture
-def Session_(impl) -> type[Session]:  # noqa: N802 - it is a class
+def Session_(impl) -> type[Session]:  # it is a class
     return session_class(impl)
 
 

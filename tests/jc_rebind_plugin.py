@@ -9,24 +9,22 @@ import os
 
 from jupyter_client import session as jc_session
 
-from kernelwire import _pycore
 from kernelwire.session import Session
-
-
-class PureSession(Session):
-    _core_module = _pycore
 
 
 def pytest_configure(config):
     impl = os.environ.get("KERNELWIRE_TEST_IMPL", "cython")
-    cls = PureSession if impl == "pure" else Session
-    if impl == "cython" and Session._core_module.IMPLEMENTATION != "cython":
-        raise RuntimeError("the compiled core is not importable")
+    if impl == "pure":
+        cls = Session.pinned(core="pure")
+    else:
+        cls = Session
+        if Session.implementations()["core"] != "cython":
+            raise RuntimeError("the compiled core is not importable")
     jc_session.Session = cls
     config.kernelwire_session_class = cls
 
 
 def pytest_report_header(config):
     cls = config.kernelwire_session_class
-    impl = cls._core_module.IMPLEMENTATION
+    impl = cls.implementations()["core"]
     return f"jupyter_client.session.Session -> {cls.__module__}.{cls.__name__} ({impl})"

@@ -30,6 +30,13 @@ def slow_square(x: int, seconds: float) -> int:
     return x * x
 
 
+def gated_square(x: int, gate: str, timeout: float) -> int:
+    """Square ``x`` once the file ``gate`` exists: a task that ends when the test says."""
+    if not wait_for(lambda: os.path.exists(gate), timeout, interval=0.05):
+        raise TimeoutError(f"gate {gate} never opened")
+    return x * x
+
+
 def mark(path: str, label: str) -> str:
     """Append ``label`` to ``path``: a side effect the tests can count."""
     with open(path, "a") as f:

@@ -8,12 +8,11 @@ import sys
 
 import pytest
 
-from kernelwire.bench import floor, registry, report, stats
+from kernelwire.bench import floor, report, runner, stats
 from kernelwire.bench.__main__ import main
+from kernelwire.bench.base import Case, Measurement, Sample, Scenario
 from kernelwire.bench.payloads import PAYLOADS, frame_sizes, reference_frames
 from kernelwire.bench.processes import LineProcess
-from kernelwire.bench.registry import Case, Measurement, Scenario
-from kernelwire.bench.runner import Sample
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # The command line run ends by drawing chart.png, which needs matplotlib (the bench extra).
@@ -43,6 +42,12 @@ def test_quick_run_writes_json_of_every_sample(quick_run):
     unavailable = {c for c, v in data["contenders"].items() if v["unavailable"]}
     # the pure core, jupyter_client and raw pyzmq can always run
     assert {"kernelwire-pure", "jupyter_client", "pyzmq"}.isdisjoint(unavailable)
+    # each kernelwire contender records the core and I/O modules its Session ran
+    ran = {c: v["implementations"] for c, v in data["contenders"].items()}
+    assert ran["kernelwire-pure"] == {"core": "pure", "io": "pure"}
+    if "kernelwire" not in unavailable:
+        assert ran["kernelwire"] == {"core": "cython", "io": "cython"}
+    assert ran["jupyter_client"] is None and ran["pyzmq"] is None
     # 2 rounds x (2 transports x 2 sizes throughput + 2 transports latency) per contender
     for contender in set(data["contenders"]) - unavailable:
         mine = [s for s in data["samples"] if s["contender"] == contender]
@@ -76,6 +81,8 @@ def test_quick_run_markdown_and_terminal_tables(quick_run):
     assert len(table) == 2  # one throughput row, one latency row
     header = next(line for line in md.splitlines() if line.startswith("| case |"))
     assert len(table[0].split("|")) == len(header.split("|"))
+    assert "| kernelwire (pure) [core=pure io=pure] |" in header  # what the column ran
+    assert "kernelwire (pure) [core=pure io=pure]" in proc.stdout
     assert "vs jupyter_client" in proc.stdout and "ipc 64KB" in proc.stdout
 
 
@@ -150,18 +157,18 @@ def test_ratios_are_taken_round_by_round():
     assert (kw.median, kw.low, kw.high) == (75.0, 50.0, 100.0)
 
 
-def test_registry_rejects_a_second_scenario_with_the_same_name():
-    registry.load()
+def test_every_scenario_is_listed_once_under_its_own_name():
+    from kernelwire.bench.ipp_cluster import IPyParallel, IPyParallelAcrossHosts
+    from kernelwire.bench.scenarios import Latency, Throughput
+    from kernelwire.bench.serialize_object import SerializeObject
 
-    class Impostor(Scenario):
-        name = "throughput"
-
-    with pytest.raises(ValueError):
-        registry.register(Impostor)
+    classes = [Throughput, Latency, IPyParallel, IPyParallelAcrossHosts, SerializeObject]
+    assert list(runner.SCENARIOS.values()) == classes
+    assert all(runner.SCENARIOS[cls.name] is cls for cls in classes)
 
 
 class Countdown(Scenario):
-    """A scenario from outside the built-in module, enabled by its own option."""
+    """A scenario added to the list, enabled by its own option."""
 
     name = "test-countdown"
     title = "countdown"
@@ -185,8 +192,8 @@ class Countdown(Scenario):
         return Measurement(3, 0.25)
 
 
-def test_plugged_in_scenario_runs_only_when_asked(tmp_path, capsys, monkeypatch):
-    monkeypatch.setitem(registry.SCENARIOS, Countdown.name, Countdown)
+def test_added_scenario_runs_only_when_asked(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(runner.SCENARIOS, Countdown.name, Countdown)
     args = ["--contenders", "kernelwire-pure,jupyter_client,pyzmq", "--rounds", "2", "--no-chart"]
     assert main([*args, "--countdown", "--scenarios", "test-countdown", "--output",
                  str(tmp_path / "a")]) == 0  # fmt: skip

@@ -267,7 +267,7 @@ def test_wrong_types(sessions, msg_list, copy):
             for s in (ours, theirs):
                 try:
                     getattr(s, method)(msg_list, copy=copy)
-                except Exception as e:  # noqa: BLE001 - compared below
+                except Exception as e:  # compared below
                     outcomes.append(type(e))
                 else:
                     outcomes.append(None)

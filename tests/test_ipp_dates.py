@@ -9,11 +9,12 @@ import textwrap
 import warnings
 
 import pytest
-from jupyter_client import jsonutil
 
 ipp_util = pytest.importorskip("ipyparallel.util")
 
-from kernelwire import ipp_dates  # noqa: E402
+from kernelwire import _ipp_originals, ipp_dates  # noqa: E402
+
+ORIGINALS = _ipp_originals.dates()  # ipyparallel.util is imported: recorded now
 
 STAMPS = [
     "2026-12-01T21:23:25Z",
@@ -43,14 +44,14 @@ def outcome(parse, s):
         warnings.simplefilter("always")
         try:
             value = parse(s)
-        except Exception as e:  # noqa: BLE001 - the error is the outcome compared
+        except Exception as e:  # the error is the outcome compared
             return ("error", type(e), str(e))
     return (value, type(value), getattr(value, "tzinfo", None),
             [(w.category, str(w.message)) for w in caught])
 
 
 @pytest.mark.parametrize("stamp", STAMPS)
-@pytest.mark.parametrize("original", [jsonutil.parse_date, ipp_util._parse_date],
+@pytest.mark.parametrize("original", [ORIGINALS["jsonutil_parse_date"], ORIGINALS["_parse_date"]],
                          ids=["jupyter_client", "ipyparallel"])
 def test_routed_parser_gives_identical_datetimes(core, original, stamp):
     routed = ipp_dates._parse_utc_first(original, core.parse_utc_stamp)
@@ -61,12 +62,12 @@ def test_routed_parser_gives_identical_datetimes(core, original, stamp):
 
 
 def test_routed_extract_dates_matches_ipyparallels(core):
-    routed = ipp_dates._extract_with(ipp_dates._parse_utc_first(ipp_util._parse_date,
+    routed = ipp_dates._extract_with(ipp_dates._parse_utc_first(ORIGINALS["_parse_date"],
                                                                 core.parse_utc_stamp))
     header = {"date": STAMPS[3], "nested": [STAMPS[0], (STAMPS[6], 5)], "n": 1,
               "s": "text", "none": None}
-    assert routed(header) == ipp_util.extract_dates(header)
-    assert routed(STAMPS[2]) == ipp_util.extract_dates(STAMPS[2])
+    assert routed(header) == ORIGINALS["extract_dates"](header)
+    assert routed(STAMPS[2]) == ORIGINALS["extract_dates"](STAMPS[2])
 
 
 def test_install_rebinds_the_hub_the_client_and_the_db(tmp_path):

@@ -63,7 +63,7 @@ def server(tmp_path_factory):
     port = free_port()
     work = root / "work"
     work.mkdir()
-    server_log = open(root / "server.log", "wb")  # noqa: SIM115 - closed at teardown
+    server_log = open(root / "server.log", "wb")  # closed at teardown
     process = subprocess.Popen(
         [
             sys.executable,

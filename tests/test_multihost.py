@@ -402,8 +402,13 @@ def test_link_down_then_up(tmp_path):
 def _controller_restart(tmp_path: Path, kernelwire: bool) -> dict:
     # --reuse keeps the connection files (ports and key) for the restarted controller
     with hosts(tmp_path, kernelwire, controller_args=("--reuse",)) as h:
-        eb = h.engine_on["b"]
-        h.call(f"in_flight = client[{eb}].apply_async(netns.slow_square, 5, 3.0)")
+        eb, ec = h.engine_on["b"], h.engine_on["c"]
+        # The in-flight reply must reach the client through the restarted scheduler, which
+        # drops it if the client has not reconnected yet (stock loses it then too). So the
+        # task ends only when the test opens its gate: after a round trip through the new
+        # scheduler to the other engine shows the client is connected again.
+        gate = tmp_path / "in_flight.gate"
+        h.call(f"in_flight = client[{eb}].apply_async(netns.gated_square, 5, {str(gate)!r}, 120)")
         controller = h.cluster.controller
         assert controller is not None
         controller.send_signal(signal.SIGTERM)
@@ -411,6 +416,15 @@ def _controller_restart(tmp_path: Path, kernelwire: bool) -> dict:
         down = [p for p in h.net.pids("a")]
         h.cluster.start_controller("--restore")
         restarted = time.monotonic()
+        # a request sent before the new scheduler knows engine C is dropped: retry, bounded
+        reconnected = h.call(
+            "for attempt in range(30):\n"
+            f"    result = outcome(client[{ec}].apply_async(operator.mul, 6, 7), 2)\n"
+            "    if result[0] == 'ok':\n"
+            "        break\n",
+            timeout=90,
+        )
+        gate.touch()
         got = h.call(
             "t0 = time.monotonic()\n"
             "result = {'in_flight': outcome(in_flight, 30)}\n"
@@ -425,6 +439,7 @@ def _controller_restart(tmp_path: Path, kernelwire: bool) -> dict:
             "import operator\n"
             "result = client.load_balanced_view().map_sync(operator.neg, range(10))"
         )
+        got["reconnected"] = reconnected
         got["seconds_after_restart"] = round(time.monotonic() - restarted, 2)
         got["controller_processes_while_down"] = len(down)
     return got
@@ -438,6 +453,7 @@ def test_controller_restart_with_restore(tmp_path):
         assert got["new_client_ids"] == [0, 1]  # the engines were restored, not re-registered
         assert got["new_client_lb"] == [-x for x in range(10)]
         assert got["old_client_direct"] == ["ok", [42, 42]]
+        assert got["reconnected"] == ["ok", 42]
     kw, stock = observed["kernelwire"], observed["stock"]
     for key in ("in_flight", "old_client_direct", "old_client_lb"):
         assert kw[key][0] in ("ok", stock[key][0]), key  # nothing stock kept is lost

@@ -10,7 +10,6 @@ import hmac
 import io
 import logging
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,8 @@ from pathlib import Path
 import pytest
 import zmq
 from regressions.hostile_oracle import jc_session_class
+
+from kernelwire import _shared_steps
 
 JCSession = jc_session_class()
 KEY = b"kw-TOP-SECRET-4c1f0e9a7b"
@@ -34,7 +35,7 @@ def signed(session, msg_type="execute_request", **kw):
 def verdict(session, frames, **kw):
     try:
         session.deserialize(list(frames), **kw)
-    except Exception as e:  # noqa: BLE001 - the verdict is the exception
+    except Exception as e:  # the verdict is the exception
         return type(e), str(e)
     return None, None
 
@@ -54,40 +55,36 @@ class _SpyCompare:
 
 
 @pytest.mark.parametrize("scheme", ["hmac-sha256", "hmac-sha3_256", "hmac-blake2b"])
-def test_signature_check_uses_compare_digest(Session_, core, monkeypatch, scheme):
-    """Where the core compares in Python, it is hmac.compare_digest, for every message."""
+def test_signature_check_uses_compare_digest(Session_, monkeypatch, scheme):
+    """Both cores check every signature through the one compare: length, then compare_digest."""
     session = Session_(key=KEY, signature_scheme=scheme)
-    fast = getattr(session._kw, "compiled_hmac", False)
     spy = _SpyCompare()
-    assert core.compare_digest is hmac.compare_digest
-    monkeypatch.setattr(core, "compare_digest", spy)
+    assert _shared_steps.compare_digest is hmac.compare_digest
+    monkeypatch.setattr(_shared_steps, "compare_digest", spy)
     good = signed(session)
     bad = [good[0][:-1] + (b"0" if good[0][-1:] != b"0" else b"1")] + good[1:]
+    short = [good[0][:-2]] + good[1:]
     assert verdict(session, good) == (None, None)
     assert verdict(session, bad)[0] is ValueError
-    if fast:
-        # the compiled HMAC compares in C (ct_helper.h, see the next test)
-        assert spy.calls == []
-    else:
-        assert [a for a, _ in spy.calls] == [good[0], bad[0]]
-        assert all(len(a) == len(b) for a, b in spy.calls)
+    assert verdict(session, short)[0] is ValueError
+    # the short one never reached compare_digest: its length decided
+    assert [a for a, _ in spy.calls] == [good[0], bad[0]]
+    assert all(len(a) == len(b) for a, b in spy.calls)
 
 
-@pytest.mark.skipif(not (SOURCE / "ct_helper.h").exists(), reason="needs the source tree")
-def test_compiled_comparison_is_branch_free():
-    """The C comparison accumulates XORs over every byte and never returns early."""
-    helper = (SOURCE / "ct_helper.h").read_text()
-    body = re.search(r"int kw_ct_equal\([^)]*\)\s*\{(.*?)\n\}", helper, re.S).group(1)
-    assert "volatile" in body and "^" in body and "|=" in body
-    assert body.count("return") == 1 and "break" not in body and "if" not in body
-    pyx = (SOURCE / "_ccore.pyx").read_text()
-    verify = re.search(r"cdef bint _verify\(.*?\n\n    #", pyx, re.S).group(0)
-    assert "kw_ct_equal" in verify and "compare_digest" in verify
-    assert "memcmp" not in verify and "signature ==" not in verify
+def test_one_constant_time_compare():
+    """No core compares signatures any other way (no ==, no memcmp, no second helper)."""
+    pyx = "".join(p.read_text() for p in SOURCE.glob("*.p[yx]*")) if SOURCE.exists() else ""
+    py = (Path(_shared_steps.__file__).parent / "_pycore.py").read_text()
+    for text in [py, pyx] if pyx else [py]:
+        assert "signature_matches(signature" in text
+        assert "compare_digest" not in text
+        assert "signature ==" not in text and "== signature" not in text
+        assert "memcmp(signature" not in text
 
 
 def test_compiled_hmac_active_for_default_scheme(Session_, impl):
-    """The default scheme runs on the compiled HMAC (whose check is kw_ct_equal)."""
+    """The default scheme runs on the compiled HMAC; forging any hex digit is caught."""
     session = Session_(key=KEY)
     if impl == "cython" and sys.platform == "linux":
         assert session._kw.compiled_hmac
@@ -277,7 +274,7 @@ FORK_CHILD = textwrap.dedent(
     except zmq.Again:
         print("nothing sent")
     assert sessions[0].send(push, "parent_after_fork") is not None
-    print(Session.__mro__[0]._core_module.IMPLEMENTATION)
+    print(Session.implementations()["core"])
     """
 )
 
@@ -300,3 +297,42 @@ def test_forked_child_refuses_to_send(impl, tmp_path):
     assert "nothing sent" in proc.stdout and "leaked" not in proc.stdout
     assert "attempted to send message from fork" in proc.stderr
     assert lines[-1] == impl
+
+
+# -- re-keying while another thread signs ---------------------------------------
+
+
+def test_rekey_while_signing_large_frames(Session_):
+    """A re-key on one thread never tears a signature being made on another.
+
+    Large frames are hashed without the GIL; every signature must be the HMAC
+    of the frames under one of the two keys, whole, never a mix.
+    """
+    import threading
+    import time
+
+    keys = (b"first-key" * 4, b"second-key" * 4)
+    session = Session_(key=keys[0])
+    frames = [b"h" * 100, b"{}", b"{}", os.urandom(4 << 20)]
+    valid = {JCSession(key=k).sign(frames) for k in keys}
+    stop = threading.Event()
+    rekeys = 0
+
+    def rekey():
+        nonlocal rekeys
+        while not stop.is_set() and rekeys < 20_000:
+            session.key = keys[rekeys % 2]
+            rekeys += 1
+
+    thread = threading.Thread(target=rekey)
+    thread.start()
+    signatures = []
+    deadline = time.monotonic() + 10
+    try:
+        while len(signatures) < 40 and time.monotonic() < deadline:
+            signatures.append(session.sign(frames))
+    finally:
+        stop.set()
+        thread.join(10)
+    assert rekeys > 0 and len(signatures) >= 5
+    assert set(signatures) <= valid, "a signature matched neither key"

@@ -18,7 +18,14 @@ import pytest
 import zmq
 from jupyter_client import session as jc_session
 from zmq.eventloop.zmqstream import ZMQStream
-from zmqio_fixtures import KEY, TRANSPORTS, ZMQIO, session_class, socket_pair
+from zmqio_fixtures import (
+    KEY,
+    TRANSPORTS,
+    ZMQIO,
+    session_class,
+    signal_main_after,
+    socket_pair,
+)
 
 MB = 1 << 20
 BIG = 256 * MB
@@ -58,7 +65,7 @@ def pair(ctx, tmp_path):
 
 def test_session_uses_the_pinned_module(session, zmqio, pair):
     sender, _ = pair("inproc")
-    assert session._zmqio_module is zmqio
+    assert type(session).implementations()["io"] == zmqio.IMPLEMENTATION
     assert zmqio.supports(sender) is (zmqio.IMPLEMENTATION == "pure" or zmqio.raw_path_available)
 
 
@@ -239,22 +246,10 @@ def test_closed_socket_raises_zmqerror(session, zmqio, pair):
         zmqio.recv_frames(receiver, zmq.NOBLOCK, False)
 
 
-def _interrupt_main_after(delay: float, signum: int = signal.SIGINT) -> threading.Thread:
-    main = threading.main_thread().ident
-
-    def fire():
-        time.sleep(delay)
-        signal.pthread_kill(main, signum)
-
-    thread = threading.Thread(target=fire, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_ctrl_c_interrupts_blocking_recv(session, pair):
     _, receiver = pair("tcp")
     start = time.monotonic()
-    thread = _interrupt_main_after(0.2)
+    thread = signal_main_after(0.2)
     with pytest.raises(KeyboardInterrupt):
         session.recv(receiver, mode=0)
     assert time.monotonic() - start < 5
@@ -266,7 +261,7 @@ def test_signal_without_exception_does_not_end_recv(session, pair):
     seen = []
     previous = signal.signal(signal.SIGUSR1, lambda *args: seen.append(args[0]))
     try:
-        _interrupt_main_after(0.1, signal.SIGUSR1)
+        signal_main_after(0.1, signal.SIGUSR1)
 
         def send_later():
             time.sleep(0.4)

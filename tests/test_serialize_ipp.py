@@ -16,9 +16,9 @@ ipp = pytest.importorskip("ipyparallel")
 from ipyparallel.serialize import canning  # noqa: E402
 
 import kernelwire  # noqa: E402
-from kernelwire import ipp_serialize  # noqa: E402
+from kernelwire import _ipp_originals, ipp_serialize  # noqa: E402
 
-stock = ipp_serialize._stock()  # IPython Parallel's own functions
+stock = _ipp_originals.serialize()  # IPython Parallel's own functions
 Point = namedtuple("Point", "x y")
 
 

@@ -38,7 +38,7 @@ def push_pull():
     ctx.term()
 
 
-def test_gigabyte_of_nested_arrays_is_never_copied(Session_, push_pull):  # noqa: N803
+def test_gigabyte_of_nested_arrays_is_never_copied(Session_, push_pull):
     push, pull = push_pull
     sender, receiver = Session_(key=b"k"), Session_(key=b"k")
     arrays = [np.full(ARRAY_BYTES // 8, i, dtype=np.float64) for i in range(PER_MESSAGE)]
@@ -78,7 +78,7 @@ def test_gigabyte_of_nested_arrays_is_never_copied(Session_, push_pull):  # noqa
     print(f"1 GiB sent, traced Python allocation peak {peak / MIB:.2f} MiB")
 
 
-def test_received_array_views_the_zmq_frame(Session_, push_pull):  # noqa: N803
+def test_received_array_views_the_zmq_frame(Session_, push_pull):
     push, pull = push_pull
     sender, receiver = Session_(key=b"k"), Session_(key=b"k")
     arr = np.arange(MIB, dtype=np.float64)

@@ -28,9 +28,9 @@ ipp = pytest.importorskip("ipyparallel")
 from ipyparallel.serialize import canning  # noqa: E402
 
 import kernelwire  # noqa: E402
-from kernelwire import _serialize_pickler, ipp_serialize  # noqa: E402
+from kernelwire import _ipp_originals, _serialize_pickler  # noqa: E402
 
-stock = ipp_serialize._stock()  # IPython Parallel's own functions
+stock = _ipp_originals.serialize()  # IPython Parallel's own functions
 Point = namedtuple("Point", "x y")
 OFFSET = np.arange(5000.0)
 
@@ -236,7 +236,7 @@ def test_a_process_without_kernelwire_decodes_functions_and_arrays(tmp_path):
     assert done.stdout.split() == ["42", "2.5", str(float(arr.sum())), str(float(arr.sum()) * 2)]
 
 
-def test_sessions_of_both_cores_carry_functions(Session_):  # noqa: N803
+def test_sessions_of_both_cores_carry_functions(Session_):
     """Through a real message of either core, as an engine receives an apply request."""
     import zmq
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
 import zmq
 from jupyter_client import session as jc_session
 from zmq.eventloop.zmqstream import ZMQStream
-from zmqio_fixtures import ZMQIO, socket_pair
+from zmqio_fixtures import ZMQIO, needs_pthread_kill, signal_main_after, socket_pair
 
 
 @pytest.fixture(params=list(ZMQIO))
@@ -133,6 +136,63 @@ def test_send_timeout_raises_again(zmqio, pair):
         lonely.close(linger=0)
     finally:
         ctx.term()
+
+
+@needs_pthread_kill
+@pytest.mark.parametrize("size", [10, 100_000], ids=["copied", "zero-copy"])
+def test_ctrl_c_interrupts_blocking_send_and_releases_the_frame(zmqio, size):
+    ctx = zmq.Context()
+    lonely = ctx.socket(zmq.PUSH)  # no peer: a send blocks until interrupted
+    lonely.linger = 0
+    array = np.zeros(size, dtype=np.uint8)
+    before = zmqio.stats() if hasattr(zmqio, "stats") else None
+    try:
+        start = time.monotonic()
+        thread = signal_main_after(0.2, signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):
+            zmqio.send_frames(lonely, [array], 1000, False)
+        assert time.monotonic() - start < 5
+        thread.join()
+        if before is not None:  # the interrupted zero-copy frame went back at once
+            created, released = zmqio.stats()
+            assert created - before[0] == (1 if size >= 1000 else 0)
+            assert released - before[1] == created - before[0]
+    finally:
+        lonely.close()
+        ctx.term()
+
+
+@needs_pthread_kill
+@pytest.mark.parametrize("size", [10, 100_000], ids=["copied", "zero-copy"])
+def test_signal_without_exception_does_not_end_send(zmqio, tmp_path, size):
+    ctx = zmq.Context()
+    sender = ctx.socket(zmq.PUSH)
+    sender.linger = 0
+    sender.immediate = True  # no queueing before the peer is there: the send blocks
+    receiver = ctx.socket(zmq.PULL)
+    receiver.linger = 0
+    seen = []
+    previous = signal.signal(signal.SIGUSR1, lambda *args: seen.append(args[0]))
+    try:
+        signal_main_after(0.1, signal.SIGUSR1)
+        address = f"ipc://{tmp_path}/late.sock"
+
+        def peer_later():  # the send can only finish once the peer is there
+            time.sleep(0.4)
+            receiver.bind(address)
+
+        sender.connect(address)
+        late = threading.Thread(target=peer_later)
+        late.start()
+        zmqio.send_frames(sender, [b"x" * size], 1000, False)
+        late.join()
+        assert zmqio.recv_frames(receiver, 0, True) == [b"x" * size]
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        sender.close()
+        receiver.close()
+        ctx.term()
+    assert seen == [signal.SIGUSR1]
 
 
 def test_closed_socket_errors_like_pyzmq(zmqio, pair):
@@ -287,3 +347,22 @@ def test_threshold_zero_sends_everything_and_releases_everything(zmqio, pair):
         gc.collect()
         time.sleep(0.01)
     assert ref() is None
+
+
+def test_compiled_classes_made_from_python_do_not_crash():
+    # ReceivedFrame and TrackState are made by recv_frames / send_frames;
+    # one made directly is an empty frame and a finished tracker, never an
+    # uninitialised libzmq message or counter (in a child: that would abort)
+    compiled = ZMQIO.get("cython")
+    if compiled is None or not compiled.raw_path_available:
+        pytest.skip("the raw C path is not available")
+    out = _run("""
+        from kernelwire import _zmqio
+        frame = _zmqio.ReceivedFrame()
+        assert (len(frame), frame.bytes, bytes(frame.buffer), frame.more) == (0, b"", b"", False)
+        assert _zmqio.TrackState().done()
+        assert _zmqio.ZeroCopyTracker(_zmqio.TrackState()).done
+        print("ok")
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 import uuid
 from types import ModuleType
 
+import pytest
 import zmq
 
 from kernelwire import _pyzmqio
 from kernelwire.session import Session
 
 
-def _zmqio_modules() -> dict[str, ModuleType]:
+def _io_modules() -> dict[str, ModuleType]:
     modules: dict[str, ModuleType] = {}
     try:
         from kernelwire import _zmqio
@@ -23,18 +27,14 @@ def _zmqio_modules() -> dict[str, ModuleType]:
     return modules
 
 
-ZMQIO = _zmqio_modules()
+ZMQIO = _io_modules()
 TRANSPORTS = ["inproc", "ipc", "tcp"]
 KEY = b"zmqio-test-key"
 
 
 def session_class(zmqio: ModuleType) -> type[Session]:
-    """kernelwire.Session sending and receiving through ``zmqio``."""
-
-    class PinnedSession(Session):
-        _zmqio_module = zmqio
-
-    return PinnedSession
+    """kernelwire.Session sending and receiving through ``zmqio`` (core as selected)."""
+    return Session.pinned(io=zmqio.IMPLEMENTATION)
 
 
 def socket_pair(ctx: zmq.Context, transport: str, tmp_path, kinds=(zmq.PUSH, zmq.PULL)):
@@ -55,3 +55,21 @@ def socket_pair(ctx: zmq.Context, transport: str, tmp_path, kinds=(zmq.PUSH, zmq
         receiver.bind(address)
         sender.connect(address)
     return sender, receiver
+
+
+def signal_main_after(delay: float, signum: int = signal.SIGINT) -> threading.Thread:
+    """Send ``signum`` to the main thread after ``delay`` seconds (from a daemon thread)."""
+    main = threading.main_thread().ident
+
+    def fire():
+        time.sleep(delay)
+        signal.pthread_kill(main, signum)
+
+    thread = threading.Thread(target=fire, daemon=True)
+    thread.start()
+    return thread
+
+
+needs_pthread_kill = pytest.mark.skipif(
+    not hasattr(signal, "pthread_kill"), reason="signals to a thread need pthread_kill"
+)

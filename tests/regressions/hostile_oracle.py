@@ -114,7 +114,7 @@ def _normalise(obj: t.Any) -> t.Any:
 def _outcome(fn: t.Callable[[], t.Any]) -> tuple[str, t.Any]:
     try:
         result = fn()
-    except Exception as e:  # noqa: BLE001 - the type is the outcome
+    except Exception as e:  # the type is the outcome
         return "error", e
     # repr: NaN from the json fallback never compares equal to itself.  A result
     # nested close to the recursion limit must still be comparable: lift it.
