@@ -20,6 +20,11 @@ cdef extern from "signing_helper.h":
     int kw_sign_absorb(kw_md_ctx *c, const void *data, size_t n) nogil
     int kw_sign_end(const kw_signer *s, kw_md_ctx *c, unsigned char *digest)
     void kw_hexlify(const unsigned char *data, size_t n, char *out)
+    bint KW_GIL_GUARDS_SCRATCH
+    kw_md_ctx *kw_md_ctx_new()
+    void kw_md_ctx_free(kw_md_ctx *c)
+    int kw_sign_restart(const kw_signer *s, kw_md_ctx *c)
+    int kw_sign_finish(const kw_signer *s, kw_md_ctx *c, unsigned char *digest)
 
 cdef object _HMAC = _hmac_module.HMAC
 # frames this large are hashed without the GIL
@@ -52,6 +57,9 @@ cdef class Signer:
     cdef readonly object auth
     cdef readonly bint compiled
     cdef kw_signer keyed
+    # reused by messages signed entirely under the GIL (no frame reaches
+    # _NOGIL_HASH_BYTES): saves a state allocation per small message
+    cdef kw_md_ctx *scratch
 
     cdef bint keyed_once
 
@@ -67,6 +75,7 @@ cdef class Signer:
             self.compiled = self._key_compiled_hmac(<bytes>key, digest_mod)
 
     def __dealloc__(self):
+        kw_md_ctx_free(self.scratch)
         if self.compiled:
             kw_signer_free(&self.keyed)
 
@@ -84,6 +93,8 @@ cdef class Signer:
         expected = self.auth.copy()
         expected.update(_PROBE)
         if self._digest([_PROBE], digest) and expected.digest() == digest[:self.keyed.digest_size]:
+            if KW_GIL_GUARDS_SCRATCH:
+                self.scratch = kw_md_ctx_new()  # NULL: every message takes a fresh state
             return True
         kw_signer_free(&self.keyed)
         return False
@@ -95,8 +106,25 @@ cdef class Signer:
         cdef Py_ssize_t size
         cdef bint ok = True
         cdef tuple frames
+        cdef bint small = True
         if not PyList_CheckExact(parts):
             return False
+        for p in <list>parts:
+            if not PyBytes_CheckExact(p):
+                return False
+            if PyBytes_GET_SIZE(p) >= _NOGIL_HASH_BYTES:
+                small = False
+        if small and self.scratch != NULL:
+            # The GIL is held from here to the end and nothing below runs Python
+            # code, so no other thread can touch the list or the scratch state.
+            if not kw_sign_restart(&self.keyed, self.scratch):
+                raise RuntimeError("HMAC computation failed")
+            for p in <list>parts:
+                ok = kw_sign_absorb(self.scratch, PyBytes_AS_STRING(p),
+                                    <size_t>PyBytes_GET_SIZE(p)) and ok
+            if not kw_sign_finish(&self.keyed, self.scratch, digest) or not ok:
+                raise RuntimeError("HMAC computation failed")
+            return True
         # a snapshot: another thread may rewrite the list while a frame is
         # hashed without the GIL, never the tuple or the bytes it holds
         frames = tuple(<list>parts)

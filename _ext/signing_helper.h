@@ -7,8 +7,10 @@
  * EVP_MAC_CTX_dup per message measured slower than both keyed states.
  *
  * A kw_signer is built once per key and never written again: a re-key
- * builds a new one. Each message gets its own EVP_MD_CTX, copied from the
- * key's inner state, so threads can sign with one signer at once.
+ * builds a new one. A message hashed partly without the GIL gets its own
+ * EVP_MD_CTX, copied from the key's inner state, so threads can sign with
+ * one signer at once; the caller may instead keep one state (kw_md_ctx_new)
+ * for messages signed wholly under the GIL and restart it per message.
  *
  * The few EVP entry points are looked up at run time (dlsym) in the
  * library _hashlib links: nothing is linked at build time, no second
@@ -27,6 +29,14 @@
 #define KW_EVP_POSSIBLE 1
 #else
 #define KW_EVP_POSSIBLE 0
+#endif
+
+/* A Signer may keep one reusable state for messages it signs without ever
+ * releasing the GIL; a free-threaded build has no GIL to guard it. */
+#ifdef Py_GIL_DISABLED
+#define KW_GIL_GUARDS_SCRATCH 0
+#else
+#define KW_GIL_GUARDS_SCRATCH 1
 #endif
 
 #define KW_MAX_BLOCK 144 /* the largest block of a hashlib digest (sha3_224) */
@@ -174,19 +184,41 @@ static kw_md_ctx *kw_sign_begin(const kw_signer *s)
     return c;
 }
 
+/* Restart `c` (made once by kw_md_ctx_new) at the key's inner state. 1 on success. */
+static int kw_sign_restart(const kw_signer *s, kw_md_ctx *c)
+{
+    return kw_evp.ctx_copy(c, s->inner);
+}
+
+static kw_md_ctx *kw_md_ctx_new(void)
+{
+    return kw_evp.ctx_new();
+}
+
+static void kw_md_ctx_free(kw_md_ctx *c)
+{
+    if (c != NULL) kw_evp.ctx_free(c);
+}
+
 /* Absorb message bytes. Touches only `c` and `data`: safe without the GIL. */
 static int kw_sign_absorb(kw_md_ctx *c, const void *data, size_t n)
 {
     return kw_evp.update(c, data, n);
 }
 
-/* Finish the HMAC into `digest` (digest_size bytes) and free `c`. Returns 1 on success. */
-static int kw_sign_end(const kw_signer *s, kw_md_ctx *c, unsigned char *digest)
+/* Finish the HMAC into `digest` (digest_size bytes), leaving `c` for reuse. 1 on success. */
+static int kw_sign_finish(const kw_signer *s, kw_md_ctx *c, unsigned char *digest)
 {
     unsigned char inner[KW_MAX_DIGEST];
     unsigned int n = 0;
-    int ok = kw_evp.final(c, inner, &n) && kw_evp.ctx_copy(c, s->outer)
-             && kw_evp.update(c, inner, s->digest_size) && kw_evp.final(c, digest, &n);
+    return kw_evp.final(c, inner, &n) && kw_evp.ctx_copy(c, s->outer)
+           && kw_evp.update(c, inner, s->digest_size) && kw_evp.final(c, digest, &n);
+}
+
+/* Finish the HMAC into `digest` (digest_size bytes) and free `c`. Returns 1 on success. */
+static int kw_sign_end(const kw_signer *s, kw_md_ctx *c, unsigned char *digest)
+{
+    int ok = kw_sign_finish(s, c, digest);
     kw_evp.ctx_free(c);
     return ok;
 }

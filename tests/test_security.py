@@ -336,3 +336,45 @@ def test_rekey_while_signing_large_frames(Session_):
         thread.join(10)
     assert rekeys > 0 and len(signatures) >= 5
     assert set(signatures) <= valid, "a signature matched neither key"
+
+
+def test_threads_signing_small_frames_while_rekeying(Session_):
+    """Small messages are signed on one reused state per key, guarded by the GIL.
+
+    Four threads sign small and large messages through one Session while a
+    fifth re-keys it; every signature must be the whole HMAC under one key.
+    """
+    import threading
+    import time
+
+    keys = (b"first-key" * 4, b"second-key" * 4)
+    session = Session_(key=keys[0])
+    small = [b"h" * 200, b"{}", b"{}", b'{"code": "1"}']
+    large = [b"h" * 200, b"{}", b"{}", os.urandom(1 << 17)]
+    valid = {id(f): {JCSession(key=k).sign(f) for k in keys} for f in (small, large)}
+    stop = threading.Event()
+    bad: list = []
+    counts = [0] * 4
+
+    def sign(n):
+        deadline = time.monotonic() + 5
+        while not stop.is_set() and counts[n] < 3000 and time.monotonic() < deadline:
+            frames = large if counts[n] % 50 == 0 else small
+            signature = session.sign(frames)
+            if signature not in valid[id(frames)]:
+                bad.append(signature)
+            counts[n] += 1
+
+    signers = [threading.Thread(target=sign, args=(n,)) for n in range(4)]
+    for t in signers:
+        t.start()
+    rekeys = 0
+    deadline = time.monotonic() + 5
+    while any(t.is_alive() for t in signers) and rekeys < 5000 and time.monotonic() < deadline:
+        session.key = keys[rekeys % 2]
+        rekeys += 1
+    stop.set()
+    for t in signers:
+        t.join(10)
+    assert rekeys > 0 and min(counts) > 100
+    assert not bad, f"{len(bad)} signatures matched neither key"
