@@ -30,8 +30,13 @@ def slow_square(x: int, seconds: float) -> int:
     return x * x
 
 
-def gated_square(x: int, gate: str, timeout: float) -> int:
-    """Square ``x`` once the file ``gate`` exists: a task that ends when the test says."""
+def gated_square(x: int, gate: str, timeout: float, started: str | None = None) -> int:
+    """Square ``x`` once the file ``gate`` exists: a task that ends when the test says.
+
+    ``started``, a file created as the task begins, tells the test it is running.
+    """
+    if started is not None:
+        Path(started).touch()
     if not wait_for(lambda: os.path.exists(gate), timeout, interval=0.05):
         raise TimeoutError(f"gate {gate} never opened")
     return x * x

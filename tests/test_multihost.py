@@ -407,8 +407,14 @@ def _controller_restart(tmp_path: Path, kernelwire: bool) -> dict:
         # drops it if the client has not reconnected yet (stock loses it then too). So the
         # task ends only when the test opens its gate: after a round trip through the new
         # scheduler to the other engine shows the client is connected again.
-        gate = tmp_path / "in_flight.gate"
-        h.call(f"in_flight = client[{eb}].apply_async(netns.gated_square, 5, {str(gate)!r}, 120)")
+        gate, started = tmp_path / "in_flight.gate", tmp_path / "in_flight.started"
+        h.call(
+            f"in_flight = client[{eb}].apply_async(netns.gated_square, 5, {str(gate)!r}, 120,"
+            f" {str(started)!r})"
+        )
+        # stop the controller only once the engine runs the task: a request still in
+        # the scheduler when it stops is lost, on stock too, and is not what this tests
+        running = netns.wait_for(started.exists, 30)
         controller = h.cluster.controller
         assert controller is not None
         controller.send_signal(signal.SIGTERM)
@@ -440,6 +446,7 @@ def _controller_restart(tmp_path: Path, kernelwire: bool) -> dict:
             "result = client.load_balanced_view().map_sync(operator.neg, range(10))"
         )
         got["reconnected"] = reconnected
+        got["running_before_stop"] = running
         got["seconds_after_restart"] = round(time.monotonic() - restarted, 2)
         got["controller_processes_while_down"] = len(down)
     return got
@@ -454,6 +461,7 @@ def test_controller_restart_with_restore(tmp_path):
         assert got["new_client_lb"] == [-x for x in range(10)]
         assert got["old_client_direct"] == ["ok", [42, 42]]
         assert got["reconnected"] == ["ok", 42]
+        assert got["running_before_stop"]
     kw, stock = observed["kernelwire"], observed["stock"]
     for key in ("in_flight", "old_client_direct", "old_client_lb"):
         assert kw[key][0] in ("ok", stock[key][0]), key  # nothing stock kept is lost
